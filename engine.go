@@ -101,6 +101,11 @@ type Output interface {
 	// ResultSet starts a new result set of the job. The engine writes its
 	// rows (or text) and then closes it.
 	ResultSet(ctx context.Context, meta ResultMeta) (ResultWriter, error)
+
+	// Process records the process group that runs the job, so that a
+	// server restarted after a crash can end what its predecessor left
+	// running. Engines that start no process never call it; zero clears it.
+	Process(pgid int)
 }
 
 // ResultKind tells a table result from a text result.
