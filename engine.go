@@ -132,8 +132,9 @@ type ResultMeta struct {
 
 // ResultWriter receives the rows of one result set. A table row holds one
 // value per column, nil for SQL NULL; a text result takes each line as a
-// row of one value. Rows are stored as they come, so a large result never
-// has to fit in memory.
+// row of one value. Rows are stored in batches as they come, so a large
+// result never has to fit in memory; the writer keeps a row until its
+// batch is stored, so the engine must not modify it after WriteRow.
 type ResultWriter interface {
 	WriteRow(ctx context.Context, row []*string) error
 	Close(ctx context.Context) error

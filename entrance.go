@@ -1,0 +1,362 @@
+package entrance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Options configure a Server. A nil *Options and every zero field mean
+// the documented default.
+type Options struct {
+	// Store keeps jobs, logs and results. Required: New fails without it.
+	// The Server does not close it.
+	Store Store
+
+	// Engines maps executeApplicationName values to engines.
+	Engines map[string]Engine
+
+	// Authenticator maps each HTTP request, including WebSocket upgrades,
+	// to a user. Defaults to rejecting every request, so that an
+	// entrance that runs code is never open by accident.
+	Authenticator Authenticator
+
+	// Admins may see and kill the jobs of every user.
+	Admins []string
+
+	// Instance is the host:port that execIDs name. Defaults to the
+	// host name and port 9001.
+	Instance string
+
+	// Hub routes pushes to connections. Defaults to NewHub().
+	Hub Fanout
+
+	// OriginPatterns are the host patterns, as in path.Match, of the
+	// cross-origin pages allowed to open WebSocket connections. Same-origin
+	// pages and clients that send no Origin header are always allowed.
+	OriginPatterns []string
+
+	// Logger receives the server's log. Defaults to slog.Default().
+	Logger *slog.Logger
+
+	// Limits bound what clients and jobs may use.
+	Limits Limits
+}
+
+// Limits bound what clients and jobs may use. Zero fields take the
+// defaults in DefaultLimits; a negative value means no limit where the
+// field says so.
+type Limits struct {
+	// MaxFrameBytes is the largest request frame or REST body. Default
+	// 1,024,000 bytes.
+	MaxFrameBytes int64
+
+	// MaxRunning is the number of jobs that run at once in total, and
+	// MaxRunningPerUser per user; further jobs wait in Scheduled.
+	// Defaults 16 and 4; negative means no limit.
+	MaxRunning        int
+	MaxRunningPerUser int
+
+	// MaxQueuedPerUser is the number of unfinished jobs a user may have;
+	// further submissions are rejected. Default 100; negative means no
+	// limit.
+	MaxQueuedPerUser int
+
+	// JobTimeout stops jobs that run longer; they end Timeout. A request
+	// may set its own with the label jobRunningTimeout. Default none.
+	JobTimeout time.Duration
+
+	// MaxLogLineBytes cuts longer log lines. Default 64 KiB.
+	MaxLogLineBytes int
+
+	// MaxLogBytes caps the log text stored per job; later lines are
+	// dropped and counted in a marker line. Default 256 MiB.
+	MaxLogBytes int64
+
+	// SendQueue is the number of frames queued per connection before it
+	// is closed as too slow. Default 1024.
+	SendQueue int
+
+	// PingInterval and PingTimeout find dead WebSocket peers. Defaults
+	// 30 s and 10 s.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+
+	// StoreTimeout bounds each store call the server makes on its own.
+	// Default 30 s.
+	StoreTimeout time.Duration
+}
+
+// DefaultLimits are the limits of a zero Limits.
+var DefaultLimits = Limits{
+	MaxFrameBytes:     1_024_000,
+	MaxRunning:        16,
+	MaxRunningPerUser: 4,
+	MaxQueuedPerUser:  100,
+	MaxLogLineBytes:   64 << 10,
+	MaxLogBytes:       256 << 20,
+	SendQueue:         1024,
+	PingInterval:      30 * time.Second,
+	PingTimeout:       10 * time.Second,
+	StoreTimeout:      30 * time.Second,
+}
+
+// withDefaults fills zero fields from DefaultLimits and turns negative
+// "no limit" values into zero, which the server reads as unlimited.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	pick := func(v *int, def int) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			*v = 0
+		}
+	}
+	pick(&l.MaxRunning, d.MaxRunning)
+	pick(&l.MaxRunningPerUser, d.MaxRunningPerUser)
+	pick(&l.MaxQueuedPerUser, d.MaxQueuedPerUser)
+	pick(&l.MaxLogLineBytes, d.MaxLogLineBytes)
+	pick(&l.SendQueue, d.SendQueue)
+	if l.MaxFrameBytes <= 0 {
+		l.MaxFrameBytes = d.MaxFrameBytes
+	}
+	switch {
+	case l.MaxLogBytes == 0:
+		l.MaxLogBytes = d.MaxLogBytes
+	case l.MaxLogBytes < 0:
+		l.MaxLogBytes = 0
+	}
+	if l.JobTimeout < 0 {
+		l.JobTimeout = 0
+	}
+	for _, p := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&l.PingInterval, d.PingInterval}, {&l.PingTimeout, d.PingTimeout},
+		{&l.StoreTimeout, d.StoreTimeout},
+	} {
+		if *p.v <= 0 {
+			*p.v = p.def
+		}
+	}
+	return l
+}
+
+// Server is the entrance: an http.Handler that serves the WebSocket and
+// REST API and runs the submitted jobs. It is safe for concurrent use.
+type Server struct {
+	store          Store
+	hub            Fanout
+	engines        map[string]Engine
+	auth           Authenticator
+	admins         map[string]bool
+	instance       string
+	originPatterns []string
+	logger         *slog.Logger
+	limits         Limits
+	sched          *scheduler
+	admission      admission
+
+	// jobsCtx is the parent of every job's context; Shutdown cancels it
+	// once the grace period is over.
+	jobsCtx    context.Context
+	cancelJobs context.CancelCauseFunc
+	wg         sync.WaitGroup // jobs and connections
+
+	jobsMu sync.Mutex
+	jobs   map[int64]*job // live jobs
+
+	connsMu  sync.Mutex
+	conns    map[*wsConn]struct{}
+	closing  bool
+	shutOnce sync.Once
+}
+
+// New returns a Server. It recovers the jobs the store holds as
+// unfinished: jobs that never started run now, and jobs that were running
+// when the previous server stopped end Failed.
+func New(opts *Options) (*Server, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if opts.Store == nil {
+		return nil, errors.New("new server: Options.Store is required")
+	}
+	s := &Server{
+		store:          opts.Store,
+		hub:            opts.Hub,
+		engines:        make(map[string]Engine, len(opts.Engines)),
+		auth:           opts.Authenticator,
+		admins:         map[string]bool{},
+		instance:       opts.Instance,
+		originPatterns: opts.OriginPatterns,
+		logger:         opts.Logger,
+		limits:         opts.Limits.withDefaults(),
+		jobs:           map[int64]*job{},
+		conns:          map[*wsConn]struct{}{},
+	}
+	for name, e := range opts.Engines {
+		if e == nil {
+			return nil, fmt.Errorf("new server: engine %q is nil", name)
+		}
+		s.engines[name] = e
+	}
+	for _, a := range opts.Admins {
+		s.admins[a] = true
+	}
+	if s.hub == nil {
+		s.hub = NewHub()
+	}
+	if s.auth == nil {
+		s.auth = denyAll{}
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.instance == "" {
+		host, _ := os.Hostname()
+		s.instance = net.JoinHostPort(host, "9001")
+	}
+	s.sched = newScheduler(s.limits)
+	s.admission = admission{max: s.limits.MaxQueuedPerUser, counts: map[string]int{}}
+	s.jobsCtx, s.cancelJobs = context.WithCancelCause(context.Background())
+	if err := s.recover(); err != nil {
+		s.cancelJobs(errShutdown)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) isAdmin(user string) bool { return s.admins[user] }
+
+// connectPaths are the paths that accept WebSocket connections.
+var connectPaths = map[string]bool{
+	"/api/rest_j/v1/entrance/connect": true,
+	"/api/rest_j/entrance/connect":    true,
+	"/ws/api/entrance/connect":        true,
+}
+
+// ServeHTTP serves WebSocket connections on the connect paths and the
+// REST API under /api/rest_j/v1/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case connectPaths[r.URL.Path]:
+		s.serveWebSocket(w, r)
+	case strings.HasPrefix(r.URL.Path, methodPrefix):
+		s.serveREST(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	user, err := s.auth.Authenticate(r)
+	if err != nil {
+		s.logger.Info("connection rejected", "remote", r.RemoteAddr, "error", err)
+		http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns: s.originPatterns,
+	})
+	if err != nil {
+		s.logger.Info("websocket upgrade failed", "remote", r.RemoteAddr, "user", user, "error", err)
+		return
+	}
+	// Frames over the limit are read up to 16 times the limit so that
+	// they can be answered; see skipOversized.
+	ws.SetReadLimit(16*s.limits.MaxFrameBytes + 1)
+	c := s.newConn(ws, user)
+	if !s.addConn(c) {
+		ws.Close(websocket.StatusGoingAway, reasonShutdown)
+		return
+	}
+	defer s.removeConn(c)
+	c.serve(s.jobsCtx)
+}
+
+func (s *Server) addConn(c *wsConn) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) removeConn(c *wsConn) {
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting connections and jobs, lets running jobs finish
+// until ctx is done, then cancels the rest (they end Cancelled), closes
+// every WebSocket connection with code 1001 and waits for the goroutines
+// the server started. It does not close the store. It returns ctx's error
+// if jobs had to be cancelled. Calling it again waits for the first call's
+// work.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutOnce.Do(func() {
+		s.connsMu.Lock()
+		s.closing = true
+		s.connsMu.Unlock()
+		s.sched.cancelWaiting()
+		if err = s.waitJobs(ctx); err != nil {
+			s.cancelJobs(errShutdown)
+		}
+		s.waitJobs(context.Background())
+		s.connsMu.Lock()
+		for c := range s.conns {
+			c.close(websocket.StatusGoingAway, reasonShutdown)
+		}
+		s.connsMu.Unlock()
+		s.cancelJobs(errShutdown)
+	})
+	s.wg.Wait()
+	return err
+}
+
+// Close shuts the server down without a grace period for running jobs.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.Shutdown(ctx)
+	return nil
+}
+
+// waitJobs waits until no job is live or ctx is done.
+func (s *Server) waitJobs(ctx context.Context) error {
+	for {
+		s.jobsMu.Lock()
+		var next *job
+		for _, j := range s.jobs {
+			next = j
+			break
+		}
+		s.jobsMu.Unlock()
+		if next == nil {
+			return nil
+		}
+		select {
+		case <-next.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
