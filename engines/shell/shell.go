@@ -1,0 +1,361 @@
+// Package shell is an entrance engine that runs the code of a job as a
+// POSIX shell script in a process group of its own.
+//
+// Each job gets a fresh working directory, a scrubbed environment and,
+// when configured, resource limits set with ulimit. The environment holds
+// only PATH (DefaultPath), LANG=C.UTF-8, HOME and PWD (the job directory),
+// TMPDIR (a directory inside it) and what Options.Env and Options.SetEnv
+// add. Lines the script
+// writes to stdout become info log lines and the rows of one text result
+// set. Lines it writes to stderr become error log lines. When the job
+// ends, by itself or because its context is cancelled, every process left
+// in its process group is killed and the working directory is removed.
+//
+// The engine runs jobs on Linux only, because it waits for the shell with
+// waitid(2). On other systems Run and KillProcessGroup return an error.
+package shell
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goentrance/entrance"
+)
+
+// Defaults used when a field of Options is zero.
+const (
+	DefaultShell        = "sh"
+	DefaultKillGrace    = 2 * time.Second
+	DefaultMaxLineBytes = 64 << 10
+
+	// DefaultPath is the PATH of every job unless Options.Env or
+	// Options.SetEnv sets another one.
+	DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+)
+
+// wrapperShell runs the ulimit commands before it replaces itself with
+// Options.Shell. It is a fixed POSIX sh, so that ulimit -f counts 512-byte
+// blocks whatever Options.Shell is. bash 5.2 outside POSIX mode counts
+// 1024-byte blocks.
+const wrapperShell = "/bin/sh"
+
+// fileSizeBlock is the unit of "ulimit -f" in a POSIX sh. dash 0.5.12 and
+// bash 5.2 in POSIX mode both use 512 bytes.
+const fileSizeBlock = 512
+
+// Options configure an Engine. A nil *Options or a zero field means the
+// documented default.
+type Options struct {
+	// Shell is the program that runs the script, looked up in the job's
+	// PATH. Defaults to "sh". It is started with the path of the script
+	// file as its only argument.
+	Shell string
+
+	// WorkDir is the parent directory of the per-job working directories.
+	// Defaults to os.TempDir().
+	WorkDir string
+
+	// Env lists names of variables that are copied from the server's
+	// environment into each job when the server has them set. Defaults
+	// to none.
+	Env []string
+
+	// SetEnv holds fixed "NAME=value" pairs added to each job's
+	// environment. They override PATH, LANG and the variables of Env,
+	// but not HOME, PWD and TMPDIR, which always point into the job's
+	// directory.
+	SetEnv []string
+
+	// KillGrace is the time between SIGTERM and SIGKILL when a job is
+	// cancelled. Defaults to 2 seconds.
+	KillGrace time.Duration
+
+	// CPUSeconds limits the CPU time of each process of a job (ulimit -t).
+	// A process that reaches it gets SIGXCPU or SIGKILL. Zero means no
+	// limit.
+	CPUSeconds int
+
+	// FileSizeBytes limits the size of each file a job's processes write
+	// (ulimit -f). It is rounded up to a multiple of 512 bytes. A process
+	// that writes past it gets SIGXFSZ. Zero means no limit.
+	FileSizeBytes int64
+
+	// MaxProcesses limits the number of processes (ulimit -u, or -p in
+	// dash).
+	// NOTE: the kernel counts all processes of the real user ID that runs
+	// the server, not only those of one job, and does not apply the limit
+	// to root. Zero means no limit.
+	MaxProcesses int
+
+	// MaxLineBytes is the maximum length of a line of stdout or stderr.
+	// A longer line keeps its first MaxLineBytes bytes, cut back to a
+	// whole UTF-8 character, followed by " [truncated from N bytes]".
+	// Defaults to 64 KiB.
+	MaxLineBytes int
+
+	// Logger receives what an operator needs to know and a job's log
+	// cannot show, such as a working directory that could not be
+	// removed. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Engine runs jobs with a shell. It is safe for concurrent use, and its
+// settings do not change after New.
+type Engine struct {
+	shell        string
+	workDir      string
+	env          []string
+	setEnv       []string
+	killGrace    time.Duration
+	maxLineBytes int
+	wrapper      string
+	logger       *slog.Logger
+}
+
+var (
+	_ entrance.Engine   = (*Engine)(nil)
+	_ entrance.RunTyper = (*Engine)(nil)
+)
+
+// New returns an Engine with the given options, or with all defaults when
+// opts is nil.
+// New panics when an entry of SetEnv has no '=' or a name in Env contains
+// one, because such a configuration can never work.
+func New(opts *Options) *Engine {
+	if opts == nil {
+		opts = &Options{}
+	}
+	e := &Engine{
+		shell:        opts.Shell,
+		workDir:      opts.WorkDir,
+		env:          append([]string(nil), opts.Env...),
+		setEnv:       append([]string(nil), opts.SetEnv...),
+		killGrace:    opts.KillGrace,
+		maxLineBytes: opts.MaxLineBytes,
+		wrapper:      wrapperScript(opts),
+		logger:       opts.Logger,
+	}
+	if e.shell == "" {
+		e.shell = DefaultShell
+	}
+	if e.workDir == "" {
+		e.workDir = os.TempDir()
+	}
+	if e.killGrace <= 0 {
+		e.killGrace = DefaultKillGrace
+	}
+	if e.maxLineBytes <= 0 {
+		e.maxLineBytes = DefaultMaxLineBytes
+	}
+	if e.logger == nil {
+		e.logger = slog.Default()
+	}
+	for _, name := range e.env {
+		if name == "" || strings.Contains(name, "=") {
+			panic(fmt.Sprintf("shell: invalid name %q in Options.Env", name))
+		}
+	}
+	for _, kv := range e.setEnv {
+		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
+			panic(fmt.Sprintf("shell: invalid entry %q in Options.SetEnv: want NAME=value", kv))
+		}
+	}
+	return e
+}
+
+// DefaultRunType returns "sh". The engine runs every job with
+// Options.Shell whatever its runType.
+func (e *Engine) DefaultRunType() string { return "sh" }
+
+// ExitError is the cause of the *entrance.JobError that Run returns when
+// the shell exits with a non-zero code or is killed by a signal. Use
+// errors.As to get it.
+type ExitError struct {
+	// Code is the exit code, or -1 when a signal ended the shell.
+	Code int
+
+	// Signal is the signal that ended the shell, or zero.
+	Signal syscall.Signal
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != 0 {
+		return fmt.Sprintf("killed by signal %d (%v)", int(e.Signal), e.Signal)
+	}
+	return "exit code " + strconv.Itoa(e.Code)
+}
+
+// jobError wraps an ExitError in the JobError a failed job reports.
+func jobError(ee *ExitError) error {
+	desc := fmt.Sprintf("shell exited with code %d", ee.Code)
+	if ee.Signal != 0 {
+		desc = fmt.Sprintf("shell killed by signal %d (%v)", int(ee.Signal), ee.Signal)
+	}
+	return &entrance.JobError{Code: entrance.ErrCodeEngineFailed, Desc: desc, Err: ee}
+}
+
+// Run runs job.Code as a script and returns when the shell has exited, its
+// process group has been sent SIGKILL and its output has been read to EOF.
+// When a process that left the group keeps a pipe open, reading stops 2
+// seconds after the kill. A non-zero exit returns an *entrance.JobError that wraps an *ExitError.
+// When ctx is cancelled, Run ends the process group (SIGTERM, then SIGKILL
+// after Options.KillGrace) and returns an error that wraps ctx.Err().
+//
+// Background children of the shell are reparented to the init process
+// when the shell exits, so it is init that reaps them after the kill. Until
+// it does, they stay in the process table as zombies of the group.
+func (e *Engine) Run(ctx context.Context, job *entrance.Job, out entrance.Output) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("run shell: %w", err)
+	}
+
+	dir, err := e.makeJobDir(job)
+	if err != nil {
+		return err
+	}
+	defer e.removeJobDir(dir, job)
+
+	script, err := writeScript(dir, job.Code)
+	if err != nil {
+		return err
+	}
+
+	p, err := startProcess(e.command(dir, script))
+	if err != nil {
+		return fmt.Errorf("start shell: %w", err)
+	}
+	out.Process(p.pgid)
+	defer out.Process(0)
+
+	return e.finish(ctx, job, out, p)
+}
+
+// finish reads the output of a started process, waits for it and turns its
+// end into the result of Run.
+func (e *Engine) finish(ctx context.Context, job *entrance.Job, out entrance.Output, p *process) error {
+	r := newOutputReader(ctx, out, e.maxLineBytes)
+	r.start(p.stdout, p.stderr)
+
+	state, cancelled, waitErr := p.wait(ctx, e.killGrace)
+	if err := r.drain(p.stdout, p.stderr); err != nil {
+		e.logger.Warn("shell output not read to the end",
+			"exec_id", job.ExecID, "task_id", job.TaskID, "err", err)
+	}
+	resultErr := r.closeResults(context.WithoutCancel(ctx))
+
+	switch {
+	case cancelled:
+		return fmt.Errorf("run shell: %w", ctx.Err())
+	case waitErr != nil:
+		return fmt.Errorf("wait for shell: %w", waitErr)
+	}
+	if ee := exitStatus(state); ee != nil {
+		return jobError(ee)
+	}
+	return resultErr
+}
+
+// makeJobDir creates the job's working directory (mode 0700) with a tmp
+// directory inside, and returns its absolute path.
+func (e *Engine) makeJobDir(job *entrance.Job) (string, error) {
+	dir, err := os.MkdirTemp(e.workDir, "task"+strconv.FormatInt(job.TaskID, 10)+"-*")
+	if err != nil {
+		return "", fmt.Errorf("create job directory: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("create job directory: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(abs, "tmp"), 0o700); err != nil {
+		os.RemoveAll(abs)
+		return "", fmt.Errorf("create job directory: %w", err)
+	}
+	return abs, nil
+}
+
+// removeJobDir removes the job's directory. A script may have taken the
+// write or search permission from one of its subdirectories, so a failed
+// removal gives them back and tries again.
+func (e *Engine) removeJobDir(dir string, job *entrance.Job) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			os.Chmod(path, 0o700)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(dir); err != nil {
+		e.logger.Error("remove shell job directory failed",
+			"exec_id", job.ExecID, "task_id", job.TaskID, "dir", dir, "err", err)
+	}
+}
+
+// writeScript stores the code in the job directory and returns its path.
+func writeScript(dir, code string) (string, error) {
+	path := filepath.Join(dir, "script.sh")
+	if err := os.WriteFile(path, []byte(code), 0o600); err != nil {
+		return "", fmt.Errorf("write script: %w", err)
+	}
+	return path, nil
+}
+
+// command builds the wrapper command that sets the limits and then runs
+// Options.Shell on the script.
+func (e *Engine) command(dir, script string) *exec.Cmd {
+	cmd := exec.Command(wrapperShell, "-c", e.wrapper, e.shell, script)
+	cmd.Dir = dir
+	cmd.Env = e.environ(dir)
+	return cmd
+}
+
+// wrapperScript returns the sh -c script that applies the limits and
+// replaces itself with the shell ($0) running the script ($1). A ulimit
+// that fails ends the job with sh's message on stderr.
+func wrapperScript(opts *Options) string {
+	var steps []string
+	if opts.CPUSeconds > 0 {
+		steps = append(steps, "ulimit -t "+strconv.Itoa(opts.CPUSeconds))
+	}
+	if opts.FileSizeBytes > 0 {
+		blocks := (opts.FileSizeBytes + fileSizeBlock - 1) / fileSizeBlock
+		steps = append(steps, "ulimit -f "+strconv.FormatInt(blocks, 10))
+	}
+	if opts.MaxProcesses > 0 {
+		// bash 5.2 takes -u, but dash 0.5.12 rejects it and takes -p.
+		n := strconv.Itoa(opts.MaxProcesses)
+		steps = append(steps, "{ ulimit -u "+n+" 2>/dev/null || ulimit -p "+n+"; }")
+	}
+	steps = append(steps, `exec "$0" "$1"`)
+	return strings.Join(steps, " && ")
+}
+
+// environ builds the job's environment. os/exec keeps the last entry of a
+// name, so the order is the precedence: defaults, Options.Env,
+// Options.SetEnv, then the variables that point into the job directory.
+func (e *Engine) environ(dir string) []string {
+	env := []string{"PATH=" + DefaultPath, "LANG=C.UTF-8"}
+	for _, name := range e.env {
+		if value, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+value)
+		}
+	}
+	env = append(env, e.setEnv...)
+	env = append(env,
+		"HOME="+dir,
+		"PWD="+dir,
+		"TMPDIR="+filepath.Join(dir, "tmp"),
+	)
+	return env
+}
