@@ -122,8 +122,9 @@ type Engine struct {
 }
 
 var (
-	_ entrance.Engine   = (*Engine)(nil)
-	_ entrance.RunTyper = (*Engine)(nil)
+	_ entrance.Engine       = (*Engine)(nil)
+	_ entrance.RunTyper     = (*Engine)(nil)
+	_ entrance.ProcessEnder = (*Engine)(nil)
 )
 
 // New returns an Engine with the given options, or with all defaults when
@@ -359,3 +360,8 @@ func (e *Engine) environ(dir string) []string {
 	)
 	return env
 }
+
+// EndProcess ends a process group that a previous server recorded for a
+// job that was running when it stopped. It implements
+// entrance.ProcessEnder.
+func (e *Engine) EndProcess(pgid int) error { return KillProcessGroup(pgid) }
