@@ -220,6 +220,10 @@ func parseFrame(data []byte) (*request, *apiError) {
 	var fr frameRequest
 	if err := json.Unmarshal(trimmed, &fr); err != nil {
 		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "" {
+			return req, errorf(ReplyError, ErrCodeInvalidFrame,
+				"invalid frame: want a JSON object with method and data, got a JSON %s", typeErr.Value)
+		}
 		if errors.As(err, &typeErr) {
 			return req, errorf(ReplyError, ErrCodeInvalidFrame,
 				"invalid frame: field %s must be %s", typeErr.Field, jsonKind(typeErr.Field))

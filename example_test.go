@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -53,6 +54,7 @@ func Example_engine() {
 		Engines:       map[string]entrance.Engine{"upper": upper{}},
 		Authenticator: entrance.NewTokenAuthenticator(map[string][]string{"secret": {"alice"}}),
 		Instance:      "127.0.0.1:9001",
+		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -72,7 +74,7 @@ func Example_engine() {
 	log := call(ts.URL, "GET", "entrance/1/log?fromLine=1&size=-1", "")["log"].([]any)
 	fmt.Println(log[3])
 	// Output:
-	// execID: 030518IDEupper127.0.0.1:9001IDE_alice_1
+	// execID: 030514IDEupper127.0.0.1:9001IDE_alice_1
 	// replaced ${greeting} with bye
 	// HELLO
 	// BYE WORLD

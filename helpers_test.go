@@ -3,6 +3,7 @@ package entrance_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -63,6 +64,7 @@ func startEnv(t *testing.T, dir string, edit func(*entrance.Options)) *env {
 		Authenticator: entrance.NewTokenAuthenticator(tokens),
 		Admins:        []string{"root"},
 		Instance:      "127.0.0.1:9001",
+		Logger:        slog.New(slog.DiscardHandler),
 	}
 	if edit != nil {
 		edit(opts)

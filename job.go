@@ -239,10 +239,10 @@ func (j *job) setStatus(status Status, code int, desc string) {
 	defer j.pubMu.Unlock()
 	j.status, j.errCode, j.errDesc = status, code, desc
 	f := encodeJobPush(j.id, "status", &jobPush{Status: status, ErrCode: code, ErrDesc: desc})
+	f.Last = status.Terminal()
 	j.srv.hub.Publish(f)
-	if status.Terminal() {
+	if f.Last {
 		j.ended = true
-		f.Last = true
 		j.srv.hub.Forget(j.id.taskID)
 	}
 }
