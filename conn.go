@@ -276,10 +276,28 @@ func (c *wsConn) writeLoop(ctx context.Context) {
 				c.pings.Go(func() { c.ping(ctx) })
 			}
 		case <-c.kick:
+			if c.closeCode != websocket.StatusTryAgainLater {
+				c.drain()
+			}
 			c.ws.Close(c.closeCode, c.closeReason)
 			return
 		case <-ctx.Done():
 			c.ws.CloseNow()
+			return
+		}
+	}
+}
+
+// drain sends what is queued before a closing handshake, so that a
+// client sees the final pushes of its jobs before a shutdown closes it.
+func (c *wsConn) drain() {
+	for {
+		select {
+		case out := <-c.queue:
+			if c.write(out) != nil {
+				return
+			}
+		default:
 			return
 		}
 	}

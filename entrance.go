@@ -283,7 +283,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.removeConn(c)
-	c.serve(s.jobsCtx)
+	// The connection ends by its own close; Shutdown closes it with 1001
+	// after the last pushes of the jobs that ended are queued.
+	c.serve(context.WithoutCancel(r.Context()))
 }
 
 func (s *Server) addConn(c *wsConn) bool {

@@ -135,6 +135,9 @@ func serve(ctx context.Context, cfg *config, ln net.Listener, srv *entrance.Serv
 	mux.Handle("/ws/", srv)
 	mux.HandleFunc("GET /login", login.serve)
 	mux.HandleFunc("GET /{$}", serveConsole)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
 
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
