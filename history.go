@@ -3,6 +3,8 @@ package entrance
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -155,6 +157,10 @@ func readDateRange(p params, f *JobFilter) *apiError {
 		return errorf(ReplyError, ErrCodeInvalidParam,
 			"invalid date range %d..%d: want milliseconds since the epoch", start, end)
 	}
+	if start > 0 && end > 0 && start > end {
+		return errorf(ReplyError, ErrCodeInvalidParam,
+			"invalid date range: startDate %d is after endDate %d", start, end)
+	}
 	if start > 0 {
 		f.From = time.UnixMilli(start)
 	}
@@ -182,34 +188,26 @@ func readPage(p params, pageName, sizeName string, defSize, maxSize int64) (int6
 		return 0, 0, errorf(ReplyError, ErrCodeInvalidParam,
 			"invalid parameter %s %d: want 1 to %d", sizeName, size, maxSize)
 	}
+	if page-1 > math.MaxInt64/size {
+		// The offset (page-1)*size would overflow.
+		return 0, 0, errorf(ReplyError, ErrCodeInvalidParam,
+			"invalid parameter %s %d: too large for %s %d", pageName, page, sizeName, size)
+	}
 	return page, size, nil
 }
 
-// killJobsBody is the body of entrance/{any}/killJobs.
-type killJobsBody struct {
-	IDList     []string `json:"idList"`
-	TaskIDList []int64  `json:"taskIDList"`
-}
+// maxKillJobs is the largest number of jobs one killJobs request may name.
+const maxKillJobs = 1000
 
-// handleKillJobs kills several jobs and returns one envelope per id, in
-// the order of idList and then of the taskIDs not named by idList.
+// handleKillJobs kills several jobs and returns one envelope per id in
+// data.messages. idList and taskIDList are parallel lists, as Linkis
+// clients send them: the i-th job is idList[i], or taskIDList[i] when
+// idList is shorter. Each envelope is what entrance/{id}/kill returns for
+// that id, so one job's error does not fail the others.
 func (s *Server) handleKillJobs(ctx context.Context, r *request) (*Envelope, *apiError) {
-	var body killJobsBody
-	if aerr := r.params.decode("idList", &body.IDList); aerr != nil {
+	ids, aerr := killJobIDs(r.params)
+	if aerr != nil {
 		return nil, aerr
-	}
-	if aerr := r.params.decode("taskIDList", &body.TaskIDList); aerr != nil {
-		return nil, aerr
-	}
-	if len(body.IDList) == 0 && len(body.TaskIDList) == 0 {
-		return nil, errorf(ReplyError, ErrCodeInvalidParam,
-			"idList and taskIDList are empty: name the jobs to kill")
-	}
-	ids := body.IDList
-	for i, taskID := range body.TaskIDList {
-		if i >= len(body.IDList) {
-			ids = append(ids, strconv.FormatInt(taskID, 10))
-		}
 	}
 	messages := make([]*Envelope, 0, len(ids))
 	for _, id := range ids {
@@ -218,8 +216,57 @@ func (s *Server) handleKillJobs(ctx context.Context, r *request) (*Envelope, *ap
 		if aerr != nil {
 			env = errorEnvelope(sub.method, r.tag, aerr)
 		}
-		env.Method = sub.method
+		env.Method, env.Tag = sub.method, r.tag
 		messages = append(messages, env)
 	}
 	return ok("kill requested", map[string]any{"messages": messages}), nil
+}
+
+// killJobIDs reads the ids of a killJobs request.
+func killJobIDs(p params) ([]string, *apiError) {
+	var idList []jobIDItem
+	var taskIDList []jobIDItem
+	if aerr := p.decode("idList", &idList); aerr != nil {
+		return nil, aerr
+	}
+	if aerr := p.decode("taskIDList", &taskIDList); aerr != nil {
+		return nil, aerr
+	}
+	n := max(len(idList), len(taskIDList))
+	switch {
+	case n == 0:
+		return nil, errorf(ReplyError, ErrCodeInvalidParam,
+			"idList and taskIDList are empty: name the jobs to kill")
+	case n > maxKillJobs:
+		return nil, errorf(ReplyError, ErrCodeInvalidParam,
+			"killJobs names %d jobs, over the limit of %d: split the request", n, maxKillJobs)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		if i < len(idList) && idList[i] != "" {
+			ids[i] = string(idList[i])
+		} else if i < len(taskIDList) {
+			ids[i] = string(taskIDList[i])
+		}
+	}
+	return ids, nil
+}
+
+// jobIDItem is one element of idList or taskIDList: an execID or a taskID,
+// sent as a JSON string or number.
+type jobIDItem string
+
+// UnmarshalJSON accepts a string or an integer.
+func (id *jobIDItem) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*id = jobIDItem(s)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("want an execID string or a taskID number, got %s", shorten(string(b), 40))
+	}
+	*id = jobIDItem(strconv.FormatInt(n, 10))
+	return nil
 }

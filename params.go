@@ -9,16 +9,24 @@ import (
 )
 
 // params is the data of one request: the JSON object of a frame or a POST
-// body, or the query of a GET. Both transports read parameters through it,
-// so a parameter is validated the same way whichever way it came.
+// body, and the query of a REST call. Both transports read parameters
+// through it, so a parameter is validated the same way whichever way it
+// came. A name in the object takes precedence over the same name in the
+// query.
 type params struct {
 	object map[string]json.RawMessage
 	query  url.Values
 }
 
-// objectParams decodes a request's JSON data. Absent or null data is an
+// objectParams decodes the JSON data of a frame. Absent or null data is an
 // empty object.
 func objectParams(data json.RawMessage) (params, *apiError) {
+	return decodeObject(data, "data")
+}
+
+// decodeObject decodes a JSON object. label names the object in error
+// messages.
+func decodeObject(data json.RawMessage, label string) (params, *apiError) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || string(data) == "null" {
 		return params{}, nil
@@ -26,39 +34,50 @@ func objectParams(data json.RawMessage) (params, *apiError) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(data, &obj); err != nil {
 		return params{}, errorf(ReplyError, ErrCodeInvalidParam,
-			"invalid data: want a JSON object: %v", err)
+			"invalid %s: want a JSON object: %v", label, err)
 	}
 	return params{object: obj}, nil
 }
 
-func queryParams(q url.Values) params { return params{query: q} }
-
 // raw returns the JSON of a parameter, or nil when it is absent or null.
+// A query value is returned as a JSON string.
 func (p params) raw(name string) json.RawMessage {
-	if p.query != nil {
-		if !p.query.Has(name) {
-			return nil
-		}
-		b, _ := json.Marshal(p.query.Get(name))
+	v, fromQuery := p.lookup(name)
+	if fromQuery {
+		b, _ := json.Marshal(v)
 		return b
 	}
-	v := p.object[name]
-	if string(v) == "null" {
-		return nil
+	return p.object[name]
+}
+
+// lookup reports whether name comes from the query, and its value there.
+// It returns ("", false) when the object has the name or neither has it.
+func (p params) lookup(name string) (string, bool) {
+	if v, found := p.object[name]; found && string(v) != "null" {
+		return "", false
 	}
-	return v
+	if p.query != nil && p.query.Has(name) {
+		return p.query.Get(name), true
+	}
+	return "", false
 }
 
 // has reports whether a parameter is present and not null.
-func (p params) has(name string) bool { return p.raw(name) != nil }
+func (p params) has(name string) bool {
+	if _, fromQuery := p.lookup(name); fromQuery {
+		return true
+	}
+	v, found := p.object[name]
+	return found && string(v) != "null"
+}
 
 // str returns a string parameter, "" when absent.
 func (p params) str(name string) (string, *apiError) {
-	if p.query != nil {
-		return p.query.Get(name), nil
+	if v, fromQuery := p.lookup(name); fromQuery {
+		return v, nil
 	}
-	v := p.raw(name)
-	if v == nil {
+	v := p.object[name]
+	if v == nil || string(v) == "null" {
 		return "", nil
 	}
 	var s string
@@ -73,10 +92,10 @@ func (p params) str(name string) (string, *apiError) {
 // number and a string of digits are both accepted, because REST clients
 // send query values as strings.
 func (p params) integer(name string, def int64) (int64, *apiError) {
-	v := p.raw(name)
-	if v == nil {
+	if !p.has(name) {
 		return def, nil
 	}
+	v := p.raw(name)
 	text := string(v)
 	if text[0] == '"' {
 		if err := json.Unmarshal(v, &text); err != nil {
@@ -99,17 +118,16 @@ func invalidInteger(name, value string) *apiError {
 		"invalid parameter %s: want an integer, got %s", name, shorten(value, 40))
 }
 
-// decode unmarshals an object parameter into v; absent leaves v as is.
+// decode unmarshals an object parameter into v, and leaves v as it is when
+// the parameter is absent. A query value is a string that contains the
+// JSON.
 func (p params) decode(name string, v any) *apiError {
-	raw := p.raw(name)
-	if raw == nil {
+	if !p.has(name) {
 		return nil
 	}
-	if p.query != nil {
-		// A query value is a string that may itself hold JSON.
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		raw = json.RawMessage(s)
+	raw := p.object[name]
+	if q, fromQuery := p.lookup(name); fromQuery {
+		raw = json.RawMessage(q)
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return errorf(ReplyError, ErrCodeInvalidParam,

@@ -7,7 +7,7 @@ import (
 )
 
 // serveREST serves one REST call: the same handlers as WebSocket frames,
-// with the parameters from the JSON body of a POST or the query of a GET.
+// with the parameters from the JSON body of a POST and from the query.
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	req := &request{method: r.URL.Path, httpMethod: r.Method}
 	user, err := s.auth.Authenticate(r)
@@ -31,22 +31,37 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		writeEnvelope(w, errorEnvelope(req.method, "", errShuttingDown()))
 		return
 	}
+	if aerr := checkRESTMethod(w, r.Method); aerr != nil {
+		writeEnvelope(w, errorEnvelope(req.method, "", aerr))
+		return
+	}
 
 	var aerr *apiError
-	if r.Method == http.MethodPost || r.Method == http.MethodPut {
+	if r.Method == http.MethodPost {
 		req.params, aerr = s.bodyParams(w, r)
-	} else {
-		req.params = queryParams(r.URL.Query())
 	}
 	if aerr != nil {
 		writeEnvelope(w, errorEnvelope(req.method, "", aerr))
 		return
 	}
+	req.params.query = r.URL.Query()
 	req.tag, _ = req.params.str("websocketTag")
 	writeEnvelope(w, s.dispatch(r.Context(), req))
 	if req.afterReply != nil {
 		req.afterReply()
 	}
+}
+
+// checkRESTMethod accepts the HTTP methods that Linkis clients use: GET
+// with query parameters and POST with a JSON body.
+func checkRESTMethod(w http.ResponseWriter, method string) *apiError {
+	if method == http.MethodGet || method == http.MethodPost {
+		return nil
+	}
+	w.Header().Set("Allow", "GET, POST")
+	return errorf(ReplyError, ErrCodeUnknownMethod,
+		"HTTP method %s is not supported: use GET with query parameters or POST with a JSON body",
+		shorten(method, 20))
 }
 
 // bodyParams reads a JSON body of at most Limits.MaxFrameBytes.
@@ -57,11 +72,12 @@ func (s *Server) bodyParams(w http.ResponseWriter, r *http.Request) (params, *ap
 	switch {
 	case errors.As(err, &tooLarge):
 		return params{}, errorf(ReplyError, ErrCodeFrameTooLarge,
-			"request body is over the limit of %d bytes: split the request", limit)
+			"request body is over the limit of %d bytes (Limits.MaxFrameBytes): split the request",
+			limit)
 	case err != nil:
 		return params{}, errorf(ReplyError, ErrCodeInvalidFrame, "read request body: %v", err)
 	}
-	return objectParams(body)
+	return decodeObject(body, "request body")
 }
 
 func writeEnvelope(w http.ResponseWriter, env *Envelope) {

@@ -20,7 +20,10 @@ func resultSetPath(taskID int64, index int) string {
 	return resultLocation(taskID) + "/_" + strconv.Itoa(index) + ".dolphin"
 }
 
-// parseResultPath reads a result location (index -1) or result set path.
+// parseResultPath reads a result location (index -1) or a result set
+// path. Only the exact form that resultLocation and resultSetPath write is
+// accepted: no leading zeros, no dot segments, no escapes, so that each
+// result set has one name and nothing else resolves.
 func parseResultPath(path string) (taskID int64, index int, ok bool) {
 	rest, found := strings.CutPrefix(path, resultScheme)
 	if !found {
@@ -31,16 +34,21 @@ func parseResultPath(path string) (taskID int64, index int, ok bool) {
 	if !ok || taskID <= 0 {
 		return 0, 0, false
 	}
-	if !hasFile {
-		return taskID, -1, true
+	index = -1
+	if hasFile {
+		name, found := strings.CutPrefix(file, "_")
+		name, dolphin := strings.CutSuffix(name, ".dolphin")
+		n, digits := parseDecimal(name)
+		if !found || !dolphin || !digits || n > 1<<30 {
+			return 0, 0, false
+		}
+		index = int(n)
 	}
-	name, found := strings.CutPrefix(file, "_")
-	name, dolphin := strings.CutSuffix(name, ".dolphin")
-	n, digits := parseDecimal(name)
-	if !found || !dolphin || !digits || n > 1<<30 {
-		return 0, 0, false
+	canonical := resultLocation(taskID)
+	if index >= 0 {
+		canonical = resultSetPath(taskID, index)
 	}
-	return taskID, int(n), true
+	return taskID, index, path == canonical
 }
 
 // parseDecimal parses a non-empty string of ASCII digits.
@@ -53,7 +61,8 @@ func parseDecimal(s string) (int64, bool) {
 }
 
 // resultTarget resolves the path parameter of a filesystem request to a
-// job the caller may read.
+// job the caller may read, and the index of the result set it names (-1
+// for a result location).
 func (s *Server) resultTarget(ctx context.Context, r *request) (*target, int, *apiError) {
 	path, aerr := r.params.str("path")
 	if aerr != nil {
@@ -66,13 +75,23 @@ func (s *Server) resultTarget(ctx context.Context, r *request) (*target, int, *a
 	taskID, index, found := parseResultPath(path)
 	if !found {
 		return nil, 0, errorf(ReplyError, ErrCodeInvalidParam,
-			"invalid path %q: only result locations of this server, such as %s, can be read",
-			shorten(path, 200), resultSetPath(1, 0))
+			"invalid path %q: only result locations of this server, such as %s or %s, can be read",
+			shorten(path, 200), resultLocation(1), resultSetPath(1, 0))
 	}
 	sub := *r
 	sub.id = strconv.FormatInt(taskID, 10)
 	t, aerr := s.lookup(ctx, &sub)
-	return t, index, aerr
+	switch {
+	case aerr == nil:
+		return t, index, nil
+	case aerr.code == ErrCodeJobNotFound:
+		return nil, 0, errorf(ReplyError, ErrCodeJobNotFound,
+			"path %s not found: job %d does not exist", path, taskID)
+	case aerr.code == ErrCodeForbidden:
+		return nil, 0, errorf(ReplyForbidden, ErrCodeForbidden,
+			"permission denied: path %s belongs to another user's job", path)
+	}
+	return nil, 0, aerr
 }
 
 // fileTree is one node of a getDirFileTrees reply.
