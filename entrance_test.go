@@ -282,6 +282,10 @@ func TestBadInputAnswered(t *testing.T) {
 		{"unknown execID", `{"method":"/api/rest_j/v1/entrance/030514IDEshell127.0.0.1:9001IDE_alice_999999/status","data":{}}`, 1, 21004, "999999"},
 		{"unknown taskID", `{"method":"/api/rest_j/v1/entrance/999999/log","data":{}}`, 1, 21004, "999999"},
 		{"garbage execID", `{"method":"/api/rest_j/v1/entrance/xyz!/status","data":{}}`, 1, 21003, "xyz!"},
+		{"taskID zero", `{"method":"/api/rest_j/v1/entrance/0/status","data":{}}`, 1, 21003, "taskID 0"},
+		{"taskID negative", `{"method":"/api/rest_j/v1/entrance/-1/status","data":{}}`, 1, 21003, "taskID -1"},
+		{"taskID too large", `{"method":"/api/rest_j/v1/entrance/999999999999999999999999/status","data":{}}`, 1, 21003, "taskID"},
+		{"params wrong shape", `{"method":"/api/rest_j/v1/entrance/execute","data":{"executeApplicationName":"shell","executionCode":"ls","params":{"variable":{"a":5}}}}`, 1, 21003, "must be a string"},
 		{"fromLine not a number", `{"method":"/api/rest_j/v1/entrance/1/log","data":{"fromLine":"abc"}}`, 1, 21003, "fromLine"},
 		{"oversized frame", `{"method":"/api/rest_j/v1/entrance/execute","data":{"executionCode":"` + strings.Repeat("x", 8000) + `"}}`, 1, 21007, "limit"},
 	}
@@ -336,5 +340,19 @@ func TestSecondConnectionReceivesPushes(t *testing.T) {
 	}
 	if !slices.Contains(ev.lines, "third") {
 		t.Errorf("watcher did not receive later lines: %q", ev.lines)
+	}
+}
+
+func TestLogPastEndPointsAtNextLine(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.dial("alice")
+	execID, _ := c.execute("shell", "echo one; echo two")
+	c.follow(execID, nil)
+	reply, _ := c.call("entrance/"+execID+"/log", map[string]any{"fromLine": 100})
+	if reply.Status != 0 {
+		t.Fatalf("log: %s", reply.raw)
+	}
+	if got := reply.field(t, "fromLine"); got != 3.0 {
+		t.Errorf("fromLine %v, want 3", got)
 	}
 }

@@ -1,6 +1,7 @@
 package entrance
 
 import (
+	"math"
 	"context"
 	"errors"
 	"strconv"
@@ -48,13 +49,23 @@ func (s *Server) lookup(ctx context.Context, r *request) (*target, *apiError) {
 	return t, nil
 }
 
+// storedLines returns the number of log lines stored for the job.
+func (t *target) storedLines() int64 {
+	if t.live != nil {
+		return t.live.stored.Load()
+	}
+	return t.rec.LogLines
+}
+
 // parseJobID reads an {id}: a taskID (all digits) or an execID.
 func parseJobID(id string) (int64, string, *apiError) {
-	if id != "" && strings.Trim(id, "0123456789") == "" {
+	if strings.TrimLeft(id, "-") != "" && strings.Trim(strings.TrimPrefix(id, "-"), "0123456789") == "" {
 		n, err := strconv.ParseInt(id, 10, 64)
-		if err == nil && n > 0 {
-			return n, "", nil
+		if err != nil || n <= 0 {
+			return 0, "", errorf(ReplyError, ErrCodeInvalidParam,
+				"invalid taskID %s: want an integer from 1 to %d", shorten(id, 40), int64(math.MaxInt64))
 		}
+		return n, "", nil
 	}
 	parsed, err := ParseExecID(id)
 	if err != nil {
@@ -170,6 +181,9 @@ func (s *Server) handleLog(ctx context.Context, r *request) (*Envelope, *apiErro
 	reply := logReply{ExecID: t.execID, TaskID: t.taskID, Log: joinLog(lines), FromLine: from}
 	if len(lines) > 0 {
 		reply.FromLine = lines[len(lines)-1].Number + 1
+	} else {
+		// Past the end: point at the next line the job will write.
+		reply.FromLine = min(from, t.storedLines()+1)
 	}
 	if t.live != nil {
 		s.subscribeAfterReply(r, t.live, reply.FromLine)

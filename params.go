@@ -1,6 +1,9 @@
 package entrance
 
 import (
+	"errors"
+	"fmt"
+	"reflect"
 	"bytes"
 	"encoding/json"
 	"net/url"
@@ -131,9 +134,37 @@ func (p params) decode(name string, v any) *apiError {
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return errorf(ReplyError, ErrCodeInvalidParam,
-			"invalid parameter %s: %v", name, err)
+			"invalid parameter %s: %s", name, describeJSONError(err))
 	}
 	return nil
+}
+
+// describeJSONError rewords a decoding error in the terms of the request
+// instead of Go's types.
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if !errors.As(err, &typeErr) {
+		return err.Error()
+	}
+	want := "a value of another type"
+	switch typeErr.Type.Kind() {
+	case reflect.Struct, reflect.Map:
+		want = "an object"
+	case reflect.Slice, reflect.Array:
+		want = "an array"
+	case reflect.String:
+		want = "a string"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		want = "an integer"
+	case reflect.Float64, reflect.Float32:
+		want = "a number"
+	case reflect.Bool:
+		want = "true or false"
+	}
+	if typeErr.Field == "" {
+		return fmt.Sprintf("want %s, got a JSON %s", want, typeErr.Value)
+	}
+	return fmt.Sprintf("field %s must be %s, got a JSON %s", typeErr.Field, want, typeErr.Value)
 }
 
 // shorten cuts s to at most n bytes for use in a message.

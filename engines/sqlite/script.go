@@ -78,6 +78,7 @@ func (s *script) step(ctx context.Context, rest string) (string, error) {
 	p, next, err := s.nextStatement(rest)
 	if err != nil {
 		s.number++
+		s.reportFailure()
 		return "", s.statementError(ctx, ctx, err)
 	}
 	if p.stmt == nil {
@@ -89,6 +90,7 @@ func (s *script) step(ctx context.Context, rest string) (string, error) {
 	err = s.execute(ctx, p.stmt)
 	p.stmt.Close()
 	if err != nil {
+		s.reportFailure()
 		return "", err
 	}
 	s.reportProgress(s.number, max(s.estimate, s.number+1))
@@ -124,6 +126,18 @@ func (s *script) reportProgress(done, total int) {
 		ID:           progressID,
 		SucceedTasks: done,
 		TotalTasks:   total,
+	}})
+}
+
+// reportFailure counts the statement that just failed, so that the
+// progress of a failed job shows it.
+func (s *script) reportFailure() {
+	done := s.number - 1
+	s.out.Progress(0, []entrance.ProgressInfo{{
+		ID:           progressID,
+		SucceedTasks: done,
+		FailedTasks:  1,
+		TotalTasks:   max(s.estimate, s.number),
 	}})
 }
 
@@ -178,8 +192,8 @@ func (s *script) logChanges(start time.Time) error {
 	}
 	changed := total - s.lastChanges
 	s.lastChanges = total
-	s.out.Log(entrance.LevelInfo, fmt.Sprintf("statement %d: %d rows affected in %s",
-		s.number, changed, time.Since(start).Round(time.Millisecond)))
+	s.out.Log(entrance.LevelInfo, fmt.Sprintf("statement %d: %d %s affected in %s",
+		s.number, changed, plural(changed, "row", "rows"), time.Since(start).Round(time.Millisecond)))
 	return nil
 }
 
@@ -225,8 +239,8 @@ func (s *script) writeTable(ctx, qctx context.Context, rows driver.Rows, start t
 		return err
 	}
 
-	s.out.Log(entrance.LevelInfo, fmt.Sprintf("statement %d: %d rows in %s",
-		s.number, count, time.Since(start).Round(time.Millisecond)))
+	s.out.Log(entrance.LevelInfo, fmt.Sprintf("statement %d: %d %s in %s",
+		s.number, count, plural(int64(count), "row", "rows"), time.Since(start).Round(time.Millisecond)))
 	if truncated {
 		s.out.Log(entrance.LevelWarn, fmt.Sprintf(
 			"statement %d: result set cut at the limit of %d rows; more rows were not read",
@@ -320,4 +334,12 @@ func (s *script) cleanUp() bool {
 
 	n, err := queryString(context.Background(), s.conn, `SELECT count(*) FROM temp.sqlite_schema`)
 	return err == nil && n == "0"
+}
+
+// plural returns one when n is 1 and many otherwise.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -74,7 +74,7 @@ func (r *recorder) logText() string {
 }
 
 // resultLog matches the lines logged after a statement ran.
-var resultLog = regexp.MustCompile(`^statement \d+: \d+ rows( affected)? in `)
+var resultLog = regexp.MustCompile(`^statement \d+: \d+ rows?( affected)? in `)
 
 // statementLogs returns the lines that announce a statement.
 func (r *recorder) statementLogs() []string {
@@ -613,5 +613,20 @@ INSERT INTO t SELECT x, x / 3.0, 'row ' || x FROM c`}
 		if err := e.Run(b.Context(), job, discard{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRunCountsFailedStatement(t *testing.T) {
+	e := newEngine(t, sqlite.Options{Path: filepath.Join(t.TempDir(), "db.sqlite")})
+	rec, err := runScript(t.Context(), e, "select 1; select * from nosuch; select 3")
+	if err == nil {
+		t.Fatal("script with a missing table succeeded")
+	}
+	last := rec.progress[len(rec.progress)-1].info[0]
+	if last.FailedTasks != 1 {
+		t.Errorf("failedTasks %d, want 1", last.FailedTasks)
+	}
+	if last.SucceedTasks != 1 {
+		t.Errorf("succeedTasks %d, want 1", last.SucceedTasks)
 	}
 }
