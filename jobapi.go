@@ -1,9 +1,9 @@
 package entrance
 
 import (
-	"math"
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 )

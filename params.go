@@ -1,12 +1,12 @@
 package entrance
 
 import (
-	"errors"
-	"fmt"
-	"reflect"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 )
