@@ -356,3 +356,49 @@ func TestLogPastEndPointsAtNextLine(t *testing.T) {
 		t.Errorf("fromLine %v, want 3", got)
 	}
 }
+
+func TestSchedulerStartsJobsInOrder(t *testing.T) {
+	e := newEnv(t, func(o *entrance.Options) { o.Limits.MaxRunningPerUser = 1 })
+	alice := e.dial("alice")
+	var order []string
+	for i := range 4 {
+		alice.send("entrance/execute", map[string]any{
+			"executeApplicationName": "shell", "executionCode": fmt.Sprintf("echo q%d; sleep 0.2", i)})
+	}
+	// bob is not held back by alice's queue.
+	bob := e.dial("bob")
+	bobExec, _ := bob.execute("shell", "echo bob")
+	bobEvents := bob.follow(bobExec, nil)
+	if got := bobEvents.final.field(t, "status"); got != "Succeed" {
+		t.Fatalf("bob's job ended %v", got)
+	}
+
+	waiting := map[string][]float64{}
+	done := 0
+	for done < 4 {
+		f := alice.read()
+		switch {
+		case strings.HasSuffix(f.Method, "/log"):
+			order = append(order, strings.TrimSpace(f.field(t, "log").([]any)[3].(string)))
+		case strings.HasSuffix(f.Method, "/waitingSize"):
+			execID := f.field(t, "execID").(string)
+			waiting[execID] = append(waiting[execID], f.field(t, "waitingSize").(float64))
+		case strings.HasSuffix(f.Method, "/status") && f.field(t, "status") == "Succeed":
+			done++
+		}
+	}
+	if want := []string{"q0", "q1", "q2", "q3"}; !slices.Equal(order, want) {
+		t.Errorf("jobs started in order %v, want %v", order, want)
+	}
+	if len(waiting) != 3 {
+		t.Errorf("%d jobs got waitingSize pushes, want 3: %v", len(waiting), waiting)
+	}
+	for execID, sizes := range waiting {
+		if last := sizes[len(sizes)-1]; last != 0 {
+			t.Errorf("job %s: last waitingSize %v, want 0", execID, last)
+		}
+	}
+	if len(bobEvents.statuses) != 4 {
+		t.Errorf("bob's job statuses %v, want no wait", bobEvents.statuses)
+	}
+}

@@ -194,6 +194,9 @@ func (s *Server) handleExecute(ctx context.Context, r *request) (*Envelope, *api
 
 // createJob checks the limits and stores a new job.
 func (s *Server) createJob(ctx context.Context, sub *submission, tag string) (*job, *apiError) {
+	if s.isClosing() {
+		return nil, errShuttingDown()
+	}
 	if aerr := s.admit(sub.user); aerr != nil {
 		return nil, aerr
 	}

@@ -24,6 +24,7 @@ type job struct {
 	rec     *JobRecord
 	engine  Engine
 	timeout time.Duration
+	ticket  *ticket // place in the scheduler
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -76,6 +77,7 @@ func (s *Server) startJob(j *job) {
 	s.jobsMu.Lock()
 	s.jobs[j.id.taskID] = j
 	s.jobsMu.Unlock()
+	j.ticket = s.sched.enqueue(j)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -105,11 +107,12 @@ func (j *job) run() {
 	j.setStatus(StatusInited, 0, "")
 	spec, err := j.prepare()
 	if err != nil {
+		s.sched.abandon(j.ticket)
 		j.finish(err)
 		return
 	}
 	j.setStatus(StatusScheduled, 0, "")
-	release, err := s.sched.acquire(j)
+	release, err := s.sched.wait(j.ticket)
 	if errors.Is(err, errRequeue) || errors.Is(context.Cause(j.ctx), errRequeue) {
 		j.leave()
 		return

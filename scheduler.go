@@ -1,6 +1,7 @@
 package entrance
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -9,88 +10,134 @@ import (
 )
 
 // scheduler holds jobs in Scheduled while the concurrency limits are
-// reached, and tells each waiting job its place in the queue. Jobs are
-// admitted in the order they started waiting.
+// reached. Jobs enter its queue in the order they were submitted, and the
+// first queued job whose user is under the limits runs next, so a user's
+// jobs start in the order they were sent and a user at the per-user limit
+// does not hold back other users.
 type scheduler struct {
-	total   *semaphore.Weighted // nil: no total limit
-	perUser int64               // 0: no per-user limit
+	total      *semaphore.Weighted // running jobs; nil: no limit
+	maxPerUser int                 // 0: no limit
 
 	mu      sync.Mutex
-	users   map[string]*semaphore.Weighted
-	waiting []*job // in arrival order
-	closed  bool   // set by shutdown: no job starts any more
+	perUser map[string]int // running jobs per user
+	queue   []*ticket // waiting jobs, oldest first
+	closed  bool      // set by shutdown: no job starts any more
+}
+
+// ticket is a job's place in the scheduler.
+type ticket struct {
+	j        *job
+	admitted chan struct{} // closed when the job may run
+	position int           // last waitingSize pushed, -1 for none
 }
 
 func newScheduler(limits Limits) *scheduler {
-	sc := &scheduler{perUser: int64(limits.MaxRunningPerUser), users: map[string]*semaphore.Weighted{}}
+	sc := &scheduler{maxPerUser: limits.MaxRunningPerUser, perUser: map[string]int{}}
 	if limits.MaxRunning > 0 {
 		sc.total = semaphore.NewWeighted(int64(limits.MaxRunning))
 	}
 	return sc
 }
 
-// acquire blocks until the job may run or its context is cancelled, and
-// returns the function that gives its slot back.
-func (sc *scheduler) acquire(j *job) (func(), error) {
-	userSem := sc.userSemaphore(j.rec.User)
-	if !sc.enqueue(j) {
-		return nil, errRequeue
-	}
-	defer sc.dequeue(j)
-	if userSem != nil {
-		if err := userSem.Acquire(j.ctx, 1); err != nil {
-			return nil, err
-		}
-	}
-	if sc.total != nil {
-		if err := sc.total.Acquire(j.ctx, 1); err != nil {
-			if userSem != nil {
-				userSem.Release(1)
-			}
-			return nil, err
-		}
-	}
-	return func() { sc.releaseSlot(userSem) }, nil
+// enqueue gives a job its place in the queue. The server calls it in
+// submission order, before the job's goroutine starts.
+func (sc *scheduler) enqueue(j *job) *ticket {
+	t := &ticket{j: j, admitted: make(chan struct{}), position: -1}
+	sc.mu.Lock()
+	sc.queue = append(sc.queue, t)
+	moved := sc.dispatchLocked()
+	sc.mu.Unlock()
+	pushPositions(moved)
+	return t
 }
 
-func (sc *scheduler) releaseSlot(userSem *semaphore.Weighted) {
+// wait blocks until the job may run and returns the function that gives
+// its slot back, or the error that ended the wait: the job's context
+// cause, or errRequeue once the scheduler is closed.
+func (sc *scheduler) wait(t *ticket) (func(), error) {
+	select {
+	case <-t.admitted:
+		return func() { sc.release(t.j.rec.User) }, nil
+	case <-t.j.ctx.Done():
+	}
+	sc.abandon(t)
+	return nil, context.Cause(t.j.ctx)
+}
+
+// abandon takes a job that will not run out of the scheduler: out of the
+// queue, or, if it was admitted meanwhile, it gives its slot back.
+func (sc *scheduler) abandon(t *ticket) {
+	sc.mu.Lock()
+	select {
+	case <-t.admitted:
+		sc.mu.Unlock()
+		sc.release(t.j.rec.User)
+		return
+	default:
+	}
+	if i := slices.Index(sc.queue, t); i >= 0 {
+		sc.queue = slices.Delete(sc.queue, i, i+1)
+	}
+	moved := sc.positionsLocked()
+	sc.mu.Unlock()
+	pushPositions(moved)
+}
+
+func (sc *scheduler) release(user string) {
+	sc.mu.Lock()
 	if sc.total != nil {
 		sc.total.Release(1)
 	}
-	if userSem != nil {
-		userSem.Release(1)
+	if sc.perUser[user]--; sc.perUser[user] <= 0 {
+		delete(sc.perUser, user)
 	}
+	moved := sc.dispatchLocked()
+	sc.mu.Unlock()
+	pushPositions(moved)
 }
 
-func (sc *scheduler) userSemaphore(user string) *semaphore.Weighted {
-	if sc.perUser <= 0 {
+// dispatchLocked admits every queued job that the limits allow, oldest
+// first, and returns the waiting jobs whose place changed.
+func (sc *scheduler) dispatchLocked() []*ticket {
+	if sc.closed {
 		return nil
 	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	sem := sc.users[user]
-	if sem == nil {
-		sem = semaphore.NewWeighted(sc.perUser)
-		sc.users[user] = sem
+	kept := sc.queue[:0]
+	for _, t := range sc.queue {
+		user := t.j.rec.User
+		userFull := sc.maxPerUser > 0 && sc.perUser[user] >= sc.maxPerUser
+		if userFull || (sc.total != nil && !sc.total.TryAcquire(1)) {
+			kept = append(kept, t)
+			continue
+		}
+		sc.perUser[user]++
+		close(t.admitted)
 	}
-	return sem
+	clear(sc.queue[len(kept):])
+	sc.queue = kept
+	return sc.positionsLocked()
 }
 
-// enqueue adds a job to the waiting queue and pushes its position. It
-// reports false once the scheduler is closed.
-func (sc *scheduler) enqueue(j *job) bool {
-	sc.mu.Lock()
-	if sc.closed {
-		sc.mu.Unlock()
-		return false
+// positionsLocked updates the place of each waiting job and returns those
+// whose place changed.
+func (sc *scheduler) positionsLocked() []*ticket {
+	var moved []*ticket
+	for i, t := range sc.queue {
+		if t.position != i {
+			t.position = i
+			moved = append(moved, t)
+		}
 	}
-	sc.waiting = append(sc.waiting, j)
-	size := len(sc.waiting) - 1
-	sc.mu.Unlock()
-	if size > 0 {
-		pushWaitingSize(j, size)
+	return moved
+}
+
+// pushPositions sends each moved job its waitingSize: the number of jobs
+// queued ahead of it.
+func pushPositions(moved []*ticket) {
+	for _, t := range moved {
+		size := t.position
+		t.j.publish(encodeJobPush(t.j.id, "waitingSize", &jobPush{WaitingSize: &size}))
 	}
-	return true
 }
 
 // cancelWaiting closes the scheduler and takes every waiting job out of
@@ -99,27 +146,10 @@ func (sc *scheduler) enqueue(j *job) bool {
 func (sc *scheduler) cancelWaiting() {
 	sc.mu.Lock()
 	sc.closed = true
-	waiting := slices.Clone(sc.waiting)
+	waiting := slices.Clone(sc.queue)
 	sc.mu.Unlock()
-	for _, j := range waiting {
-		j.cancel(errRequeue)
-	}
-}
-
-// dequeue removes a job from the waiting queue and pushes the new
-// position of every job that was behind it.
-func (sc *scheduler) dequeue(j *job) {
-	sc.mu.Lock()
-	i := slices.Index(sc.waiting, j)
-	if i < 0 {
-		sc.mu.Unlock()
-		return
-	}
-	sc.waiting = slices.Delete(sc.waiting, i, i+1)
-	behind := slices.Clone(sc.waiting[i:])
-	sc.mu.Unlock()
-	for k, other := range behind {
-		pushWaitingSize(other, i+k)
+	for _, t := range waiting {
+		t.j.cancel(errRequeue)
 	}
 }
 
@@ -127,11 +157,7 @@ func (sc *scheduler) dequeue(j *job) {
 func (sc *scheduler) queued() int {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	return len(sc.waiting)
-}
-
-func pushWaitingSize(j *job, size int) {
-	j.publish(encodeJobPush(j.id, "waitingSize", &jobPush{WaitingSize: &size}))
+	return len(sc.queue)
 }
 
 // admission counts the unfinished jobs of each user against
