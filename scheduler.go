@@ -20,8 +20,8 @@ type scheduler struct {
 
 	mu      sync.Mutex
 	perUser map[string]int // running jobs per user
-	queue   []*ticket // waiting jobs, oldest first
-	closed  bool      // set by shutdown: no job starts any more
+	queue   []*ticket      // waiting jobs, oldest first
+	closed  bool           // set by shutdown: no job starts any more
 }
 
 // ticket is a job's place in the scheduler.
@@ -45,9 +45,8 @@ func (sc *scheduler) enqueue(j *job) *ticket {
 	t := &ticket{j: j, admitted: make(chan struct{}), position: -1}
 	sc.mu.Lock()
 	sc.queue = append(sc.queue, t)
-	moved := sc.dispatchLocked()
+	sc.dispatchLocked()
 	sc.mu.Unlock()
-	pushPositions(moved)
 	return t
 }
 
@@ -78,9 +77,8 @@ func (sc *scheduler) abandon(t *ticket) {
 	if i := slices.Index(sc.queue, t); i >= 0 {
 		sc.queue = slices.Delete(sc.queue, i, i+1)
 	}
-	moved := sc.positionsLocked()
+	sc.positionsLocked()
 	sc.mu.Unlock()
-	pushPositions(moved)
 }
 
 func (sc *scheduler) release(user string) {
@@ -91,16 +89,15 @@ func (sc *scheduler) release(user string) {
 	if sc.perUser[user]--; sc.perUser[user] <= 0 {
 		delete(sc.perUser, user)
 	}
-	moved := sc.dispatchLocked()
+	sc.dispatchLocked()
 	sc.mu.Unlock()
-	pushPositions(moved)
 }
 
 // dispatchLocked admits every queued job that the limits allow, oldest
-// first, and returns the waiting jobs whose place changed.
-func (sc *scheduler) dispatchLocked() []*ticket {
+// first, and pushes the new place of the jobs that still wait.
+func (sc *scheduler) dispatchLocked() {
 	if sc.closed {
-		return nil
+		return
 	}
 	kept := sc.queue[:0]
 	for _, t := range sc.queue {
@@ -115,27 +112,19 @@ func (sc *scheduler) dispatchLocked() []*ticket {
 	}
 	clear(sc.queue[len(kept):])
 	sc.queue = kept
-	return sc.positionsLocked()
+	sc.positionsLocked()
 }
 
-// positionsLocked updates the place of each waiting job and returns those
-// whose place changed.
-func (sc *scheduler) positionsLocked() []*ticket {
-	var moved []*ticket
+// positionsLocked pushes its waitingSize, the number of jobs queued ahead
+// of it, to each waiting job whose place changed. Pushing under sc.mu
+// keeps a job's waitingSize pushes in order; publishing never blocks.
+func (sc *scheduler) positionsLocked() {
 	for i, t := range sc.queue {
-		if t.position != i {
-			t.position = i
-			moved = append(moved, t)
+		if t.position == i {
+			continue
 		}
-	}
-	return moved
-}
-
-// pushPositions sends each moved job its waitingSize: the number of jobs
-// queued ahead of it.
-func pushPositions(moved []*ticket) {
-	for _, t := range moved {
-		size := t.position
+		t.position = i
+		size := i
 		t.j.publish(encodeJobPush(t.j.id, "waitingSize", &jobPush{WaitingSize: &size}))
 	}
 }
