@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Authenticator maps an HTTP request (a REST call or a WebSocket upgrade)
@@ -22,11 +24,16 @@ type AuthenticatorFunc func(r *http.Request) (string, error)
 // Authenticate calls f(r).
 func (f AuthenticatorFunc) Authenticate(r *http.Request) (string, error) { return f(r) }
 
-// Errors of TokenAuthenticator.
+// Errors of TokenAuthenticator. None of them repeats the credentials.
 var (
 	ErrNoCredentials = errors.New("missing Token-Code and Token-User: send them as headers or cookies")
 	ErrBadToken      = errors.New("invalid Token-Code or Token-User")
+	ErrBadUser       = errors.New("invalid Token-User: want at most 256 bytes of UTF-8 " +
+		"text without control characters")
 )
+
+// maxUserBytes is the longest Token-User that TokenAuthenticator accepts.
+const maxUserBytes = 256
 
 type denyAll struct{}
 
@@ -63,12 +70,17 @@ func NewTokenAuthenticator(tokens map[string][]string) *TokenAuthenticator {
 // Authenticate returns the Token-User of a request whose Token-Code is
 // valid for that user. Tokens are compared in constant time, and every
 // configured token is compared, so the time taken does not tell which
-// token came close.
+// token came close. A Token-User with control characters, invalid UTF-8
+// or more than 256 bytes is rejected, because the user name goes into
+// execIDs and logs.
 func (a *TokenAuthenticator) Authenticate(r *http.Request) (string, error) {
 	code := credential(r, "Token-Code")
 	user := credential(r, "Token-User")
 	if code == "" || user == "" {
 		return "", ErrNoCredentials
+	}
+	if !validUser(user) {
+		return "", ErrBadUser
 	}
 	digest := sha256.Sum256([]byte(code))
 	var match *tokenEntry
@@ -92,4 +104,13 @@ func credential(r *http.Request, name string) string {
 		return strings.TrimSpace(c.Value)
 	}
 	return ""
+}
+
+// validUser reports whether a user name is short UTF-8 text without
+// control characters.
+func validUser(user string) bool {
+	if len(user) > maxUserBytes || !utf8.ValidString(user) {
+		return false
+	}
+	return !strings.ContainsFunc(user, unicode.IsControl)
 }

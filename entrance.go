@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -40,9 +41,15 @@ type Options struct {
 	// Hub routes pushes to connections. Defaults to NewHub().
 	Hub Fanout
 
-	// OriginPatterns are the host patterns, as in path.Match, of the
-	// cross-origin pages allowed to open WebSocket connections. Same-origin
-	// pages and clients that send no Origin header are always allowed.
+	// OriginPatterns are the patterns, as in path.Match, of the
+	// cross-origin pages allowed to open WebSocket connections and call
+	// the REST API. A pattern matches the host[:port] of the Origin
+	// header, or its scheme://host[:port] when the pattern contains
+	// "://". Same-origin pages and clients that send no Origin header
+	// (scripts, command-line tools) are always allowed. Requests from
+	// other pages are rejected with 403, so that a page on another site
+	// cannot use a browser's cookies to act for its user. Defaults to
+	// none.
 	OriginPatterns []string
 
 	// Logger receives the server's log. Defaults to slog.Default().
@@ -70,6 +77,21 @@ type Limits struct {
 	// further submissions are rejected. Default 100; negative means no
 	// limit.
 	MaxQueuedPerUser int
+
+	// MaxConnsPerUser is the number of WebSocket connections a user may
+	// have open at once. A further connection is accepted, sent one
+	// status-1 frame that names the limit, and closed with code 1008.
+	// Default 256; negative means no limit.
+	MaxConnsPerUser int
+
+	// SubmitsPerSecond is the rate at which each user may call execute
+	// and submit, and SubmitBurst the number of calls a user may make at
+	// once after a pause: a token bucket per user. Every call counts,
+	// including those rejected as invalid, and calls over the rate are
+	// rejected with status 1. Default no rate limit; SubmitBurst defaults
+	// to SubmitsPerSecond rounded up, and at least 1.
+	SubmitsPerSecond float64
+	SubmitBurst      int
 
 	// JobTimeout stops jobs that run longer; they end Timeout. A request
 	// may set its own with the label jobRunningTimeout. Default none.
@@ -102,6 +124,7 @@ var DefaultLimits = Limits{
 	MaxRunning:        16,
 	MaxRunningPerUser: 4,
 	MaxQueuedPerUser:  100,
+	MaxConnsPerUser:   256,
 	MaxLogLineBytes:   64 << 10,
 	MaxLogBytes:       256 << 20,
 	SendQueue:         1024,
@@ -125,6 +148,7 @@ func (l Limits) withDefaults() Limits {
 	pick(&l.MaxRunning, d.MaxRunning)
 	pick(&l.MaxRunningPerUser, d.MaxRunningPerUser)
 	pick(&l.MaxQueuedPerUser, d.MaxQueuedPerUser)
+	pick(&l.MaxConnsPerUser, d.MaxConnsPerUser)
 	pick(&l.MaxLogLineBytes, d.MaxLogLineBytes)
 	pick(&l.SendQueue, d.SendQueue)
 	if l.MaxFrameBytes <= 0 {
@@ -138,6 +162,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.JobTimeout < 0 {
 		l.JobTimeout = 0
+	}
+	if l.SubmitsPerSecond < 0 {
+		l.SubmitsPerSecond = 0
+	}
+	if l.SubmitBurst <= 0 {
+		l.SubmitBurst = max(1, int(math.Ceil(l.SubmitsPerSecond)))
 	}
 	for _, p := range []struct {
 		v   *time.Duration
@@ -167,6 +197,8 @@ type Server struct {
 	limits         Limits
 	sched          *scheduler
 	admission      admission
+	userConns      connCounter
+	submits        *submitRate
 
 	// jobsCtx is the parent of every job's context; Shutdown cancels it
 	// once the grace period is over.
@@ -215,6 +247,9 @@ func New(opts *Options) (*Server, error) {
 	for _, a := range opts.Admins {
 		s.admins[a] = true
 	}
+	if err := checkOriginPatterns(s.originPatterns); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	if s.hub == nil {
 		s.hub = NewHub()
 	}
@@ -230,6 +265,8 @@ func New(opts *Options) (*Server, error) {
 	}
 	s.sched = newScheduler(s.limits)
 	s.admission = admission{max: s.limits.MaxQueuedPerUser, counts: map[string]int{}}
+	s.userConns = connCounter{max: s.limits.MaxConnsPerUser, counts: map[string]int{}}
+	s.submits = newSubmitRate(s.limits)
 	s.jobsCtx, s.cancelJobs = context.WithCancelCause(context.Background())
 	if err := s.recover(); err != nil {
 		s.cancelJobs(errShutdown)
@@ -248,8 +285,12 @@ var connectPaths = map[string]bool{
 }
 
 // ServeHTTP serves WebSocket connections on the connect paths and the
-// REST API under /api/rest_j/v1/.
+// REST API under /api/rest_j/v1/. It rejects requests from pages of
+// other origins first (see Options.OriginPatterns).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.allowOrigin(w, r) {
+		return
+	}
 	switch {
 	case connectPaths[r.URL.Path]:
 		s.serveWebSocket(w, r)
@@ -277,6 +318,15 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// Frames over the limit are read up to 16 times the limit so that
 	// they can be answered; see skipOversized.
 	ws.SetReadLimit(16*s.limits.MaxFrameBytes + 1)
+
+	if aerr := s.userConns.acquire(user); aerr != nil {
+		s.logger.Info("connection rejected: limit reached", "remote", r.RemoteAddr,
+			"user", user, "limit", "MaxConnsPerUser", "max", s.limits.MaxConnsPerUser)
+		s.rejectConn(ws, r, aerr)
+		return
+	}
+	defer s.userConns.release(user)
+
 	c := s.newConn(ws, user)
 	if !s.addConn(c) {
 		ws.Close(websocket.StatusGoingAway, reasonShutdown)

@@ -67,9 +67,14 @@ func (s *Server) parseSubmission(p params, user string) (*submission, *apiError)
 	if p.has("source") {
 		sub.source = p.raw("source")
 	}
-	if executeUser != "" && executeUser != user && !s.isAdmin(user) {
-		return nil, errorf(ReplyForbidden, ErrCodeForbidden,
-			"user %q cannot submit jobs as %q", user, executeUser)
+
+	if executeUser != "" && executeUser != user {
+		if !s.isAdmin(user) {
+			return nil, errorf(ReplyForbidden, ErrCodeForbidden,
+				"user %q cannot submit jobs as %q", shorten(user, 100), shorten(executeUser, 100))
+		}
+		// An admin submits on behalf of executeUser, who owns the job.
+		sub.user = executeUser
 	}
 	return sub, s.validateSubmission(sub)
 }
@@ -174,6 +179,9 @@ type executeReply struct {
 // handleExecute serves entrance/execute and entrance/submit: it stores the
 // job, replies with its ids, and then starts it.
 func (s *Server) handleExecute(ctx context.Context, r *request) (*Envelope, *apiError) {
+	if aerr := s.submits.allow(r.user); aerr != nil {
+		return nil, aerr
+	}
 	sub, aerr := s.parseSubmission(r.params, r.user)
 	if aerr != nil {
 		return nil, aerr

@@ -159,9 +159,12 @@ func (l *login) serve(w http.ResponseWriter, r *http.Request) {
 			"open the newest link the server printed", http.StatusForbidden)
 		return
 	}
+	// HttpOnly keeps the token from scripts, and SameSite=Strict keeps
+	// browsers from sending it with requests that other sites start.
+	// Secure is set when this process terminated TLS for the request.
 	for name, value := range map[string]string{"Token-Code": l.token, "Token-User": l.user} {
 		http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/",
-			HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
