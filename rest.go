@@ -19,14 +19,6 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.user = user
-	if s.crossSiteCookieRequest(r) {
-		s.logger.Warn("cross-site request rejected", "method", shorten(r.URL.Path, 200),
-			"user", user, "origin", shorten(r.Header.Get("Origin"), 200))
-		writeEnvelope(w, errorEnvelope(req.method, "", errorf(ReplyForbidden, ErrCodeForbidden,
-			"cross-site request rejected: send Token-Code and Token-User as headers, "+
-				"or call from a page of this server")))
-		return
-	}
 	if s.isClosing() {
 		writeEnvelope(w, errorEnvelope(req.method, "", errShuttingDown()))
 		return

@@ -22,7 +22,7 @@ func TestRESTCookieCrossSite(t *testing.T) {
 		{"cookies same origin", map[string]string{"Sec-Fetch-Site": "same-origin"}, true, http.StatusOK},
 		{"cookies no browser headers", nil, true, http.StatusOK},
 		{"cookies allowed origin", map[string]string{"Origin": "http://console.example"}, true, http.StatusOK},
-		{"headers from another site", map[string]string{"Origin": "http://evil.example"}, false, http.StatusOK},
+		{"headers from another site", map[string]string{"Origin": "http://evil.example"}, false, http.StatusForbidden},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
