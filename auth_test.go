@@ -1,6 +1,7 @@
 package entrance_test
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -155,5 +156,38 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if !strings.Contains(out, event) {
 			t.Errorf("the log has no %q event:\n%s", event, out)
 		}
+	}
+}
+
+func TestUpgradeRejectionIsEnvelope(t *testing.T) {
+	e := newEnv(t, nil)
+	req, err := http.NewRequest("GET", e.http.URL+"/api/rest_j/v1/entrance/connect", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("HTTP status %d, want 401", resp.StatusCode)
+	}
+	var env struct {
+		Status  int    `json:"status"`
+		Message string `json:"message"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatalf("body is not an envelope: %v", err)
+	}
+	if env.Status != -1 {
+		t.Errorf("envelope status %d, want -1", env.Status)
+	}
+	if !strings.Contains(env.Message, "Token-Code") {
+		t.Errorf("message %q does not say which credentials are missing", env.Message)
 	}
 }

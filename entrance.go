@@ -305,7 +305,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	user, err := s.auth.Authenticate(r)
 	if err != nil {
 		s.logger.Info("connection rejected", "remote", r.RemoteAddr, "error", err)
-		http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
+		writeEnvelope(w, errorEnvelope(r.URL.Path, "",
+			errorf(ReplyLoginRequired, ErrCodeUnauthorized, "login required: %v", err)))
 		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
