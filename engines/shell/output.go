@@ -22,10 +22,13 @@ const readBufferSize = 32 << 10
 // drainTimeout bounds the reading of the pipes after the process group
 // has been killed.
 //
-// NOTE: a process that left the group (setsid, or a daemon) survives the
-// kill and may keep a pipe open forever, so reading stops at this
-// timeout. If the Output consumer is slower than this after the kill, the
-// lines still in the pipe buffers are lost too.
+// NOTE: without a PID namespace, a process that left the group (setsid,
+// or a daemon) survives the kill and may keep a pipe open forever, so
+// reading stops at this timeout. In a namespace, every process of the job
+// has ended by then, and only a pipe that a job passed to a process
+// outside it, over a Unix socket, can stay open. If the Output consumer is
+// slower than this after the kill, the lines still in the pipe buffers are
+// lost too.
 const drainTimeout = 2 * time.Second
 
 // outputReader turns the shell's stdout and stderr into log lines and the

@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// process is a started shell, which leads its own process group and writes
-// its stdout and stderr to pipes.
+// process is a started shell, which leads its own process group, may be
+// the first process of its own PID namespace, and writes its stdout and
+// stderr to pipes.
 type process struct {
 	cmd    *exec.Cmd
 	pgid   int
@@ -19,10 +20,11 @@ type process struct {
 }
 
 // startProcess starts cmd in a new process group whose id is the pid of
-// the shell. The parent closes its copies of the write ends, so a read end
-// reaches EOF once every process that inherited the pipe has closed it.
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	if err := setProcessGroup(cmd); err != nil {
+// the shell and, unless setup is nil, in a new PID namespace. The parent
+// closes its copies of the write ends, so a read end reaches EOF once
+// every process that inherited the pipe has closed it.
+func startProcess(cmd *exec.Cmd, setup *namespaceSetup) (*process, error) {
+	if err := setProcessGroup(cmd, setup); err != nil {
 		return nil, err
 	}
 
@@ -55,6 +57,13 @@ func startProcess(cmd *exec.Cmd) (*process, error) {
 // not outlive the job, and reaps the shell. The shell is still an unreaped
 // zombie when the group is killed, so no other process can have taken its
 // pid, which is the group id, in between.
+//
+// When the shell is PID 1 of its own namespace, the kernel kills every
+// other process of the namespace as the shell exits, and the shell becomes
+// a zombie only after they have all ended and been reaped.
+//
+// NOTE: a process of the namespace in uninterruptible sleep (state D)
+// keeps the shell from ending, and so keeps wait waiting, until it wakes.
 func (p *process) wait(ctx context.Context, grace time.Duration) (
 	state *os.ProcessState, cancelled bool, err error,
 ) {

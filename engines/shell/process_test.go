@@ -128,35 +128,50 @@ func TestRunCancelKillsGroup(t *testing.T) {
 		{name: "sleeping children", code: "echo ready; sleep 30 & sleep 30"},
 		{name: "SIGTERM ignored", code: "trap '' TERM; echo ready; sleep 30 & sleep 30", minTime: grace},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			workDir := t.TempDir()
-			e := shell.New(&shell.Options{WorkDir: workDir, KillGrace: grace})
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			rec, pgid, done := startJob(t, ctx, e, tc.code)
-			waitMembers(t, pgid, 3) // sh and both sleeps
+	for _, mode := range namespaceModes(t) {
+		for _, tc := range cases {
+			t.Run(string(mode)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				testCancelKillsGroup(t, mode, grace, tc.code, tc.minTime)
+			})
+		}
+	}
+}
 
-			start := time.Now()
-			cancel()
-			err, elapsed := receiveResult(t, done, start)
+// testCancelKillsGroup runs code, which starts two sleeps, cancels it and
+// checks that Run returned after at least minTime and ended the group.
+func testCancelKillsGroup(t *testing.T, mode shell.PIDNamespaceMode, grace time.Duration,
+	code string, minTime time.Duration,
+) {
+	t.Helper()
+	workDir := t.TempDir()
+	e := shell.New(&shell.Options{WorkDir: workDir, KillGrace: grace, PIDNamespace: mode})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rec, pgid, done := startJob(t, ctx, e, code)
+	members := 3 // the shell and both sleeps
+	if mode == shell.PIDNamespaceOn {
+		members++ // the wrapper sh, PID 1 of the namespace
+	}
+	waitMembers(t, pgid, members)
 
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Run = %v; want it to wrap context.Canceled", err)
-			}
-			if elapsed > grace+3*time.Second {
-				t.Errorf("Run returned %v after cancel; want at most %v", elapsed, grace+3*time.Second)
-			}
-			if elapsed < tc.minTime {
-				t.Errorf("Run returned %v after cancel; want SIGKILL only after %v", elapsed, tc.minTime)
-			}
-			assertGroupGone(t, pgid)
-			assertEmptyDir(t, workDir)
-			if calls := rec.processCalls(); calls[len(calls)-1] != 0 {
-				t.Errorf("Process calls = %v; want 0 last", calls)
-			}
-		})
+	start := time.Now()
+	cancel()
+	err, elapsed := receiveResult(t, done, start)
+
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v; want it to wrap context.Canceled", err)
+	}
+	if elapsed > grace+3*time.Second {
+		t.Errorf("Run returned %v after cancel; want at most %v", elapsed, grace+3*time.Second)
+	}
+	if elapsed < minTime {
+		t.Errorf("Run returned %v after cancel; want SIGKILL only after %v", elapsed, minTime)
+	}
+	assertGroupGone(t, pgid)
+	assertEmptyDir(t, workDir)
+	if calls := rec.processCalls(); calls[len(calls)-1] != 0 {
+		t.Errorf("Process calls = %v; want 0 last", calls)
 	}
 }
 
@@ -169,29 +184,38 @@ func TestRunKillsBackgroundChildren(t *testing.T) {
 		{name: "child holds stdout", code: "(sleep 30; echo late) & echo ready"},
 		{name: "child holds stderr", code: "(sleep 30; echo late >&2) >/dev/null & echo ready"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			workDir := t.TempDir()
-			e := shell.New(&shell.Options{WorkDir: workDir})
-			rec, pgid, done := startJob(t, t.Context(), e, tc.code)
+	for _, mode := range namespaceModes(t) {
+		for _, tc := range cases {
+			t.Run(string(mode)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				testKillsBackgroundChildren(t, mode, tc.code)
+			})
+		}
+	}
+}
 
-			err, elapsed := receiveResult(t, done, time.Now())
+// testKillsBackgroundChildren runs code, which leaves a child running when
+// the script ends, and checks that the child was killed.
+func testKillsBackgroundChildren(t *testing.T, mode shell.PIDNamespaceMode, code string) {
+	t.Helper()
+	workDir := t.TempDir()
+	e := shell.New(&shell.Options{WorkDir: workDir, PIDNamespace: mode})
+	rec, pgid, done := startJob(t, t.Context(), e, code)
 
-			if err != nil {
-				t.Errorf("Run = %v; want nil", err)
-			}
-			if elapsed > 4*time.Second {
-				t.Errorf("Run took %v after the shell exited; want under 4s", elapsed)
-			}
-			assertGroupGone(t, pgid)
-			assertEmptyDir(t, workDir)
-			for _, line := range append(rec.lines(entrance.LevelInfo), rec.lines(entrance.LevelError)...) {
-				if line == "late" {
-					t.Error("background child ran to the end; want it killed")
-				}
-			}
-		})
+	err, elapsed := receiveResult(t, done, time.Now())
+
+	if err != nil {
+		t.Errorf("Run = %v; want nil", err)
+	}
+	if elapsed > 4*time.Second {
+		t.Errorf("Run took %v after the shell exited; want under 4s", elapsed)
+	}
+	assertGroupGone(t, pgid)
+	assertEmptyDir(t, workDir)
+	for _, line := range append(rec.lines(entrance.LevelInfo), rec.lines(entrance.LevelError)...) {
+		if line == "late" {
+			t.Error("background child ran to the end; want it killed")
+		}
 	}
 }
 
@@ -228,23 +252,40 @@ func TestRunFileSizeLimit(t *testing.T) {
 }
 
 func TestRunCPULimit(t *testing.T) {
-	e := shell.New(&shell.Options{WorkDir: t.TempDir(), CPUSeconds: 1})
-	// The limit counts CPU time, which a busy machine hands out slowly, so
-	// the wall-clock bound is generous.
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	_, err := runJob(t, ctx, e, "while :; do :; done")
+	for _, mode := range namespaceModes(t) {
+		t.Run(string(mode), func(t *testing.T) {
+			e := shell.New(&shell.Options{WorkDir: t.TempDir(), CPUSeconds: 1, PIDNamespace: mode})
+			// The limit counts CPU time, which a busy machine hands out
+			// slowly, so the wall-clock bound is generous.
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			_, err := runJob(t, ctx, e, "while :; do :; done")
 
-	if errors.Is(err, context.DeadlineExceeded) {
-		t.Fatal("busy loop still ran after 60s; want it stopped after 1s of CPU time")
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal("busy loop still ran after 60s; want it stopped after 1s of CPU time")
+			}
+			var ee *shell.ExitError
+			if !errors.As(err, &ee) {
+				t.Fatalf("Run = %v; want a *shell.ExitError", err)
+			}
+			assertKilledBy(t, mode, ee, syscall.SIGXCPU, syscall.SIGKILL)
+		})
 	}
-	var ee *shell.ExitError
-	if !errors.As(err, &ee) {
-		t.Fatalf("Run = %v; want a *shell.ExitError", err)
+}
+
+// assertKilledBy checks that ee reports one of sigs: as Signal outside a
+// namespace, and as exit code 128+sig from the wrapper in one.
+func assertKilledBy(t *testing.T, mode shell.PIDNamespaceMode, ee *shell.ExitError, sigs ...syscall.Signal) {
+	t.Helper()
+	for _, sig := range sigs {
+		if mode == shell.PIDNamespaceOff && ee.Signal == sig {
+			return
+		}
+		if mode != shell.PIDNamespaceOff && ee.Signal == 0 && ee.Code == 128+int(sig) {
+			return
+		}
 	}
-	if ee.Signal != syscall.SIGXCPU && ee.Signal != syscall.SIGKILL {
-		t.Errorf("ExitError = %+v; want SIGXCPU or SIGKILL", ee)
-	}
+	t.Errorf("ExitError = %+v in PID namespace mode %s; want one of the signals %v", ee, mode, sigs)
 }
 
 func TestKillProcessGroup(t *testing.T) {
@@ -281,8 +322,9 @@ func TestKillProcessGroupRejectsInvalidIDs(t *testing.T) {
 func TestRunEscapedProcessDoesNotHang(t *testing.T) {
 	var logs bytes.Buffer
 	e := shell.New(&shell.Options{
-		WorkDir: t.TempDir(),
-		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
+		WorkDir:      t.TempDir(),
+		PIDNamespace: shell.PIDNamespaceOff,
+		Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	// setsid moves the child into a session and process group of its
 	// own, so the group kill misses it and it keeps stdout open.

@@ -1,5 +1,6 @@
 // Package shell is an entrance engine that runs the code of a job as a
-// POSIX shell script in a process group of its own.
+// POSIX shell script in a process group of its own. Where the kernel lets
+// the server create one, each job also gets a PID namespace of its own.
 //
 // Each job gets a fresh working directory, a scrubbed environment and,
 // when configured, resource limits set with ulimit. The environment holds
@@ -10,6 +11,8 @@
 // set. Lines it writes to stderr become error log lines. When the job
 // ends, by itself or because its context is cancelled, every process left
 // in its process group is killed and the working directory is removed.
+// In a PID namespace, the processes that left the group (with setsid, or
+// by forking twice) are killed too. See Options.PIDNamespace.
 //
 // The engine runs jobs on Linux only, because it waits for the shell with
 // waitid(2). On other systems Run and KillProcessGroup return an error.
@@ -25,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,10 +46,9 @@ const (
 	DefaultPath = "/usr/local/bin:/usr/bin:/bin"
 )
 
-// wrapperShell runs the ulimit commands before it replaces itself with
-// Options.Shell. It is a fixed POSIX sh, so that ulimit -f counts 512-byte
-// blocks whatever Options.Shell is. bash 5.2 outside POSIX mode counts
-// 1024-byte blocks.
+// wrapperShell runs the ulimit commands before it starts Options.Shell. It
+// is a fixed POSIX sh, so that ulimit -f counts 512-byte blocks whatever
+// Options.Shell is. bash 5.2 outside POSIX mode counts 1024-byte blocks.
 const wrapperShell = "/bin/sh"
 
 // fileSizeBlock is the unit of "ulimit -f" in a POSIX sh. dash 0.5.12 and
@@ -90,10 +93,11 @@ type Options struct {
 	FileSizeBytes int64
 
 	// MaxProcesses limits the number of processes (ulimit -u, or -p in
-	// dash).
-	// NOTE: the kernel counts all processes of the real user ID that runs
-	// the server, not only those of one job, and does not apply the limit
-	// to root. Zero means no limit.
+	// dash). Zero means no limit.
+	// NOTE: the kernel does not apply the limit to root. It counts all
+	// processes of the real user ID that runs the server, not only those
+	// of one job, unless the job has a user namespace of its own (see
+	// PIDNamespace). Linux 5.14 and later then count the job's processes.
 	MaxProcesses int
 
 	// MaxLineBytes is the maximum length of a line of stdout or stderr.
@@ -101,6 +105,28 @@ type Options struct {
 	// whole UTF-8 character, followed by " [truncated from N bytes]".
 	// Defaults to 64 KiB.
 	MaxLineBytes int
+
+	// PIDNamespace selects whether each job runs in a new PID namespace,
+	// on Linux only. Defaults to PIDNamespaceAuto. New panics on a value
+	// other than "" and the PIDNamespace constants.
+	//
+	// In a PID namespace, a wrapper sh is PID 1 and runs Shell as its
+	// child. When that shell exits or the job is killed, the wrapper
+	// exits and the kernel kills every process left in the namespace,
+	// including those that left the job's process group. $$ in the script
+	// is then 2, and the wrapper reports a shell killed by signal N as
+	// exit code 128+N (see ExitError).
+	//
+	// A server without CAP_SYS_ADMIN also creates a user namespace for
+	// each job, which maps only its own uid and gid. In it, files of
+	// other users show the overflow ids (usually named nobody and
+	// nogroup), and set-user-ID programs owned by another user, such as
+	// sudo, run without their privileges.
+	//
+	// NOTE: jobs see the server's /proc, because the engine does not give
+	// them a mount namespace. ps lists the host's processes, and the pids
+	// in /proc are not the pids that the job uses in kill or $!.
+	PIDNamespace PIDNamespaceMode
 
 	// Logger receives what an operator needs to know and a job's log
 	// cannot show, such as a working directory that could not be
@@ -117,8 +143,12 @@ type Engine struct {
 	setEnv       []string
 	killGrace    time.Duration
 	maxLineBytes int
-	wrapper      string
+	pidNamespace PIDNamespaceMode
+	wrapper      string // replaced by the shell, for jobs without a namespace
+	nsWrapper    string // stays as PID 1 of the job's namespace
 	logger       *slog.Logger
+
+	namespaceWarning sync.Once
 }
 
 var (
@@ -129,8 +159,10 @@ var (
 
 // New returns an Engine with the given options, or with all defaults when
 // opts is nil.
-// New panics when an entry of SetEnv has no '=' or a name in Env contains
-// one, because such a configuration can never work.
+// New panics when an entry of SetEnv has no '=', a name in Env contains
+// one, or PIDNamespace has an unknown value, because such a configuration
+// can never work. New does not start any process. The first Run finds out
+// whether PID namespaces can be created.
 func New(opts *Options) *Engine {
 	if opts == nil {
 		opts = &Options{}
@@ -142,7 +174,9 @@ func New(opts *Options) *Engine {
 		setEnv:       append([]string(nil), opts.SetEnv...),
 		killGrace:    opts.KillGrace,
 		maxLineBytes: opts.MaxLineBytes,
-		wrapper:      wrapperScript(opts),
+		pidNamespace: opts.PIDNamespace,
+		wrapper:      wrapperScript(opts, false),
+		nsWrapper:    wrapperScript(opts, true),
 		logger:       opts.Logger,
 	}
 	if e.shell == "" {
@@ -160,6 +194,13 @@ func New(opts *Options) *Engine {
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}
+	if e.pidNamespace == "" {
+		e.pidNamespace = PIDNamespaceAuto
+	}
+
+	if !validMode(e.pidNamespace) {
+		panic(fmt.Sprintf("shell: invalid Options.PIDNamespace %q: want auto, on or off", e.pidNamespace))
+	}
 	for _, name := range e.env {
 		if name == "" || strings.Contains(name, "=") {
 			panic(fmt.Sprintf("shell: invalid name %q in Options.Env", name))
@@ -170,6 +211,7 @@ func New(opts *Options) *Engine {
 			panic(fmt.Sprintf("shell: invalid entry %q in Options.SetEnv: want NAME=value", kv))
 		}
 	}
+
 	return e
 }
 
@@ -180,6 +222,11 @@ func (e *Engine) DefaultRunType() string { return "sh" }
 // ExitError is the cause of the *entrance.JobError that Run returns when
 // the shell exits with a non-zero code or is killed by a signal. Use
 // errors.As to get it.
+//
+// NOTE: in a PID namespace, the wrapper that runs the shell cannot tell a
+// shell killed by signal N from one that called exit with 128+N, so Code
+// is then 128+N and Signal is zero. Signal is set only when the wrapper
+// itself was killed, for example by KillProcessGroup or the OOM killer.
 type ExitError struct {
 	// Code is the exit code, or -1 when a signal ended the shell.
 	Code int
@@ -206,16 +253,26 @@ func jobError(ee *ExitError) error {
 
 // Run runs job.Code as a script and returns when the shell has exited, its
 // process group has been sent SIGKILL and its output has been read to EOF.
-// When a process that left the group keeps a pipe open, reading stops 2
-// seconds after the kill. A non-zero exit returns an *entrance.JobError that wraps an *ExitError.
+// A non-zero exit returns an *entrance.JobError that wraps an *ExitError.
 // When ctx is cancelled, Run ends the process group (SIGTERM, then SIGKILL
 // after Options.KillGrace) and returns an error that wraps ctx.Err().
+// With PIDNamespaceOn, Run returns an error without starting the job when
+// the server cannot create a PID namespace.
 //
-// Background children of the shell are reparented to the init process
-// when the shell exits, so it is init that reaps them after the kill. Until
-// it does, they stay in the process table as zombies of the group.
+// In a PID namespace, every process of the job has ended and been reaped
+// when Run returns. Without one, background children of the shell are
+// reparented to the init process when the shell exits, so it is init that
+// reaps them after the kill. Until it does, they stay in the process table
+// as zombies of the group. A process that left the group survives the
+// kill, and when it keeps a pipe open, reading stops 2 seconds after the
+// kill.
 func (e *Engine) Run(ctx context.Context, job *entrance.Job, out entrance.Output) error {
 	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("run shell: %w", err)
+	}
+
+	setup, err := e.namespace()
+	if err != nil {
 		return fmt.Errorf("run shell: %w", err)
 	}
 
@@ -230,7 +287,7 @@ func (e *Engine) Run(ctx context.Context, job *entrance.Job, out entrance.Output
 		return err
 	}
 
-	p, err := startProcess(e.command(dir, script))
+	p, err := startProcess(e.command(dir, script, setup != nil), setup)
 	if err != nil {
 		return fmt.Errorf("start shell: %w", err)
 	}
@@ -314,17 +371,29 @@ func writeScript(dir, code string) (string, error) {
 
 // command builds the wrapper command that sets the limits and then runs
 // Options.Shell on the script.
-func (e *Engine) command(dir, script string) *exec.Cmd {
-	cmd := exec.Command(wrapperShell, "-c", e.wrapper, e.shell, script)
+func (e *Engine) command(dir, script string, namespaced bool) *exec.Cmd {
+	wrapper := e.wrapper
+	if namespaced {
+		wrapper = e.nsWrapper
+	}
+	cmd := exec.Command(wrapperShell, "-c", wrapper, e.shell, script)
 	cmd.Dir = dir
 	cmd.Env = e.environ(dir)
 	return cmd
 }
 
-// wrapperScript returns the sh -c script that applies the limits and
-// replaces itself with the shell ($0) running the script ($1). A ulimit
-// that fails ends the job with sh's message on stderr.
-func wrapperScript(opts *Options) string {
+// wrapperScript returns the sh -c script that applies the limits and runs
+// the shell ($0) on the script ($1). A ulimit that fails ends the job with
+// sh's message on stderr.
+//
+// Outside a namespace the wrapper replaces itself with the shell. In a
+// namespace it runs the shell as a child and stays as PID 1, because the
+// kernel delivers to PID 1 only the signals it has a handler for, and
+// SIGKILL and SIGSTOP that come from the kernel or from outside the
+// namespace. A script shell at PID 1 would survive its own "kill $$", the
+// engine's SIGTERM and SIGXFSZ. The trailing exit keeps sh from replacing
+// itself with its last command, as bash 5.2 does when it is /bin/sh.
+func wrapperScript(opts *Options, namespaced bool) string {
 	var steps []string
 	if opts.CPUSeconds > 0 {
 		steps = append(steps, "ulimit -t "+strconv.Itoa(opts.CPUSeconds))
@@ -338,7 +407,11 @@ func wrapperScript(opts *Options) string {
 		n := strconv.Itoa(opts.MaxProcesses)
 		steps = append(steps, "{ ulimit -u "+n+" 2>/dev/null || ulimit -p "+n+"; }")
 	}
-	steps = append(steps, `exec "$0" "$1"`)
+	if namespaced {
+		steps = append(steps, `"$0" "$1"; exit $?`)
+	} else {
+		steps = append(steps, `exec "$0" "$1"`)
+	}
 	return strings.Join(steps, " && ")
 }
 
@@ -362,6 +435,8 @@ func (e *Engine) environ(dir string) []string {
 }
 
 // EndProcess ends a process group that a previous server recorded for a
-// job that was running when it stopped. It implements
+// job that was running when it stopped, with KillProcessGroup. When the
+// group's leader is the first process of the job's PID namespace, that
+// kills every process of the namespace. It implements
 // entrance.ProcessEnder.
 func (e *Engine) EndProcess(pgid int) error { return KillProcessGroup(pgid) }

@@ -24,145 +24,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// logLine is one call of Output.Log.
-type logLine struct {
-	level entrance.Level
-	text  string
-}
-
-// recorder is an entrance.Output that keeps everything a job sends. It is
-// safe for concurrent use. The channel ready is closed at the first log
-// line "ready".
-type recorder struct {
-	ready     chan struct{}
-	readyOnce sync.Once
-
-	mu       sync.Mutex
-	logs     []logLine
-	progress []float64
-	sets     []*resultSet
-	pgids    []int
-}
-
-func newRecorder() *recorder {
-	return &recorder{ready: make(chan struct{})}
-}
-
-func (r *recorder) Log(level entrance.Level, line string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.logs = append(r.logs, logLine{level, line})
-	if line == "ready" {
-		r.readyOnce.Do(func() { close(r.ready) })
-	}
-}
-
-func (r *recorder) Progress(fraction float64, _ []entrance.ProgressInfo) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.progress = append(r.progress, fraction)
-}
-
-func (r *recorder) ResultSet(_ context.Context, meta entrance.ResultMeta) (entrance.ResultWriter, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	set := &resultSet{rec: r, meta: meta}
-	r.sets = append(r.sets, set)
-	return set, nil
-}
-
-func (r *recorder) Process(pgid int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.pgids = append(r.pgids, pgid)
-}
-
-// lines returns the text of the log lines at level, in order.
-func (r *recorder) lines(level entrance.Level) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, l := range r.logs {
-		if l.level == level {
-			out = append(out, l.text)
-		}
-	}
-	return out
-}
-
-func (r *recorder) processCalls() []int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.pgids)
-}
-
-// resultSets returns a copy of the result sets with their rows.
-func (r *recorder) resultSets() []resultSet {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []resultSet
-	for _, s := range r.sets {
-		out = append(out, resultSet{meta: s.meta, rows: slices.Clone(s.rows), closed: s.closed})
-	}
-	return out
-}
-
-// resultSet records the rows written to one result set.
-type resultSet struct {
-	rec    *recorder
-	meta   entrance.ResultMeta
-	rows   [][]*string
-	closed bool
-}
-
-func (s *resultSet) WriteRow(_ context.Context, row []*string) error {
-	s.rec.mu.Lock()
-	defer s.rec.mu.Unlock()
-	if s.closed {
-		return errors.New("write to closed result set")
-	}
-	s.rows = append(s.rows, slices.Clone(row))
-	return nil
-}
-
-func (s *resultSet) Close(context.Context) error {
-	s.rec.mu.Lock()
-	defer s.rec.mu.Unlock()
-	s.closed = true
-	return nil
-}
-
-// texts returns the single value of each row.
-func (s resultSet) texts(t *testing.T) []string {
-	t.Helper()
-	var out []string
-	for i, row := range s.rows {
-		if len(row) != 1 || row[0] == nil {
-			t.Fatalf("row %d has %d values; want one non-nil value", i, len(row))
-		}
-		out = append(out, *row[0])
-	}
-	return out
-}
-
-// runJob runs code on e and returns what the job sent and Run's error.
-func runJob(t *testing.T, ctx context.Context, e *shell.Engine, code string) (*recorder, error) {
-	t.Helper()
-	rec := newRecorder()
-	job := &entrance.Job{ExecID: "exec-test", TaskID: 7, User: "tester", Engine: "shell", Code: code}
-	return rec, e.Run(ctx, job, rec)
-}
-
-// mustRun runs code and fails the test when Run returns an error.
-func mustRun(t *testing.T, e *shell.Engine, code string) *recorder {
-	t.Helper()
-	rec, err := runJob(t, t.Context(), e, code)
-	if err != nil {
-		t.Fatalf("Run(%q) = %v; want nil", code, err)
-	}
-	return rec
-}
-
 func TestRunOutput(t *testing.T) {
 	longLine := strings.Repeat("x", 50000)
 	cases := []struct {
@@ -321,6 +182,7 @@ func TestRunExitStatus(t *testing.T) {
 	cases := []struct {
 		name       string
 		shell      string
+		mode       shell.PIDNamespaceMode
 		code       string
 		wantCode   int
 		wantDesc   string
@@ -337,15 +199,27 @@ func TestRunExitStatus(t *testing.T) {
 		},
 		{
 			name:       "killed by signal",
+			mode:       shell.PIDNamespaceOff,
 			code:       "kill -KILL $$",
 			wantCode:   -1,
 			wantDesc:   "shell killed by signal 9 (killed)",
 			wantSignal: syscall.SIGKILL,
 		},
+		{
+			// The wrapper at PID 1 reports the signal as 128+9.
+			name:     "killed by signal in namespace",
+			mode:     shell.PIDNamespaceOn,
+			code:     "kill -KILL $$",
+			wantCode: 137,
+			wantDesc: "shell exited with code 137",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := shell.New(&shell.Options{WorkDir: t.TempDir(), Shell: tc.shell})
+			if tc.mode == shell.PIDNamespaceOn {
+				requirePIDNamespace(t)
+			}
+			e := shell.New(&shell.Options{WorkDir: t.TempDir(), Shell: tc.shell, PIDNamespace: tc.mode})
 			_, err := runJob(t, t.Context(), e, tc.code)
 
 			var je *entrance.JobError
@@ -515,6 +389,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		{name: "SetEnv with empty name", opts: shell.Options{SetEnv: []string{"=x"}}},
 		{name: "Env name with equals sign", opts: shell.Options{Env: []string{"A=B"}}},
 		{name: "empty Env name", opts: shell.Options{Env: []string{""}}},
+		{name: "unknown PIDNamespace", opts: shell.Options{PIDNamespace: "yes"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
