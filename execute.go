@@ -174,6 +174,9 @@ type executeReply struct {
 // handleExecute serves entrance/execute and entrance/submit: it stores the
 // job, replies with its ids, and then starts it.
 func (s *Server) handleExecute(ctx context.Context, r *request) (*Envelope, *apiError) {
+	if s.isClosing() {
+		return nil, errShuttingDown()
+	}
 	sub, aerr := s.parseSubmission(r.params, r.user)
 	if aerr != nil {
 		return nil, aerr
@@ -184,7 +187,7 @@ func (s *Server) handleExecute(ctx context.Context, r *request) (*Envelope, *api
 	}
 	r.afterReply = func() {
 		if r.conn != nil {
-			j.subscribe(r.conn, 1)
+			j.subscribe(r.conn, 1, "")
 		}
 		s.startJob(j)
 	}
