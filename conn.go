@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -16,9 +17,11 @@ import (
 // Close reasons sent to clients. Each stays under the 123 bytes a close
 // frame allows.
 const (
-	reasonOverflow = "send queue full: reconnect and request the log with the last fromLine to resume"
-	reasonShutdown = "server shutting down"
-	reasonTooLarge = "frame too large"
+	reasonOverflow    = "send queue full: reconnect and request the log with the last fromLine to resume"
+	reasonShutdown    = "server shutting down"
+	reasonTooLarge    = "frame too large"
+	reasonPingTimeout = "ping timed out"
+	reasonLogRead     = "reading the log failed: reconnect and request the log with the last fromLine"
 )
 
 // closeGrace is how long a closing connection may take to send its close
@@ -30,9 +33,10 @@ const closeGrace = 5 * time.Second
 // pushes go through one bounded queue, so a connection that does not
 // read fills only its own queue and is then closed.
 type wsConn struct {
-	srv  *Server
-	ws   *websocket.Conn
-	user string
+	srv    *Server
+	ws     *websocket.Conn
+	user   string
+	remote string // the peer's address, for the log
 
 	queue chan outgoing
 	kick  chan struct{} // closed to make the writer close the connection
@@ -46,6 +50,12 @@ type wsConn struct {
 	pings   sync.WaitGroup
 	pinging atomic.Bool
 
+	// reply is the encoded reply of the request being served. It belongs
+	// to the serving goroutine. A subscription that the request's
+	// afterReply makes takes it, so that the reply and the start of the
+	// subscription are one queue entry.
+	reply *Frame
+
 	subsMu sync.Mutex
 	subs   map[int64]struct{} // jobs this connection is subscribed to
 
@@ -54,11 +64,25 @@ type wsConn struct {
 	cursors map[int64]*cursor
 }
 
-// outgoing is one entry of a connection's queue: a frame to send, or an
-// instruction to set a job's log cursor.
+// outgoing is one entry of a connection's queue: a frame to send, or a
+// subscription to apply.
 type outgoing struct {
-	frame  *Frame
-	follow *cursor
+	frame *Frame
+	sub   *subscription
+}
+
+// subscription is the start of a connection's subscription to a job: the
+// reply of the request that made it, the stored log lines from next on,
+// and a status push the client would otherwise miss. The job's pubMu is
+// held while it is queued, so no push of the job comes between these
+// frames and the pushes that follow them.
+type subscription struct {
+	job    *job
+	next   int64  // log line to resume at; 0 keeps the connection's cursor
+	stored int64  // lines the job had stored and pushed at that moment
+	reply  *Frame // nil when the request's reply was sent already
+	status *Frame // sent after the stored lines, or nil
+	ended  bool   // the job had ended: no push of it follows
 }
 
 // cursor is the log position of one job on one connection.
@@ -67,11 +91,12 @@ type cursor struct {
 	next int64 // 0: take the next push as it comes
 }
 
-func (s *Server) newConn(ws *websocket.Conn, user string) *wsConn {
+func (s *Server) newConn(ws *websocket.Conn, user, remote string) *wsConn {
 	return &wsConn{
 		srv:     s,
 		ws:      ws,
 		user:    user,
+		remote:  remote,
 		queue:   make(chan outgoing, s.limits.SendQueue),
 		kick:    make(chan struct{}),
 		subs:    map[int64]struct{}{},
@@ -92,7 +117,7 @@ func (c *wsConn) Deliver(f *Frame) {
 func (c *wsConn) overflow() {
 	if c.overflowed.CompareAndSwap(false, true) {
 		c.srv.logger.Warn("closing slow connection", "user", c.user,
-			"queue", cap(c.queue))
+			"remote", c.remote, "queue", cap(c.queue))
 		c.close(websocket.StatusTryAgainLater, reasonOverflow)
 	}
 }
@@ -113,14 +138,19 @@ func (c *wsConn) send(f *Frame) {
 	c.Deliver(f)
 }
 
-// follow sets the log cursor of a job; the caller holds the job's pubMu,
-// so the cursor takes effect before any later push of the job.
-func (c *wsConn) follow(j *job, next int64) {
-	c.subsMu.Lock()
-	c.subs[j.id.taskID] = struct{}{}
-	c.subsMu.Unlock()
+// follow queues a subscription. The caller holds the job's pubMu, so the
+// subscription takes effect before any later push of the job. It runs on
+// the serving goroutine, inside a request's afterReply, and takes the
+// request's reply with it.
+func (c *wsConn) follow(sub *subscription) {
+	sub.reply, c.reply = c.reply, nil
+	if !sub.ended {
+		c.subsMu.Lock()
+		c.subs[sub.job.id.taskID] = struct{}{}
+		c.subsMu.Unlock()
+	}
 	select {
-	case c.queue <- outgoing{follow: &cursor{job: j, next: next}}:
+	case c.queue <- outgoing{sub: sub}:
 	default:
 		c.overflow()
 	}
@@ -202,9 +232,17 @@ func (c *wsConn) handleFrame(ctx context.Context, data []byte) {
 	}
 	req.user, req.conn = c.user, c
 	env := c.srv.dispatch(ctx, req)
-	c.send(&Frame{Data: encodeEnvelope(env)})
-	if req.afterReply != nil {
-		req.afterReply()
+	reply := &Frame{Data: encodeEnvelope(env)}
+	if req.afterReply == nil {
+		c.send(reply)
+		return
+	}
+	c.reply = reply
+	req.afterReply()
+	if c.reply != nil {
+		// afterReply made no subscription.
+		c.send(c.reply)
+		c.reply = nil
 	}
 }
 
@@ -264,9 +302,18 @@ func (c *wsConn) writeLoop(ctx context.Context) {
 	ping := time.NewTicker(c.srv.limits.PingInterval)
 	defer ping.Stop()
 	for {
+		// A close request wins over queued frames, which select would
+		// otherwise pick at random.
+		select {
+		case <-c.kick:
+			c.closeWebSocket()
+			return
+		default:
+		}
 		select {
 		case out := <-c.queue:
-			if err := c.write(out); err != nil {
+			err := c.write(out)
+			if err != nil && !errors.Is(err, errLogUnavailable) {
 				c.close(websocket.StatusInternalError, "write failed")
 				c.ws.CloseNow()
 				return
@@ -276,10 +323,7 @@ func (c *wsConn) writeLoop(ctx context.Context) {
 				c.pings.Go(func() { c.ping(ctx) })
 			}
 		case <-c.kick:
-			if c.closeCode != websocket.StatusTryAgainLater {
-				c.drain()
-			}
-			c.ws.Close(c.closeCode, c.closeReason)
+			c.closeWebSocket()
 			return
 		case <-ctx.Done():
 			c.ws.CloseNow()
@@ -288,10 +332,27 @@ func (c *wsConn) writeLoop(ctx context.Context) {
 	}
 }
 
-// drain sends what is queued before a closing handshake, so that a
-// client sees the final pushes of its jobs before a shutdown closes it.
+// closeWebSocket ends the connection as close requested. A peer that
+// missed a ping is dropped without a close handshake. At a shutdown and
+// after an oversized frame, the peer first gets the frames already
+// queued: the final status of jobs cancelled by the shutdown, or the
+// reply to the frame. Other peers get the close frame at once, because
+// they are slow, gone, or would see a gap in the log.
+func (c *wsConn) closeWebSocket() {
+	switch {
+	case c.closeReason == reasonPingTimeout:
+		c.ws.CloseNow()
+		return
+	case c.closeReason == reasonShutdown || c.closeCode == websocket.StatusMessageTooBig:
+		c.drain()
+	}
+	c.ws.Close(c.closeCode, c.closeReason)
+}
+
+// drain writes the entries queued at this moment, without waiting for
+// more.
 func (c *wsConn) drain() {
-	for {
+	for range len(c.queue) {
 		select {
 		case out := <-c.queue:
 			if c.write(out) != nil {
@@ -310,7 +371,9 @@ func (c *wsConn) ping(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, c.srv.limits.PingTimeout)
 	defer cancel()
 	if err := c.ws.Ping(ctx); err != nil && ctx.Err() == context.DeadlineExceeded {
-		c.close(websocket.StatusGoingAway, "ping timed out")
+		c.srv.logger.Info("closing connection: ping timed out", "user", c.user,
+			"remote", c.remote)
+		c.close(websocket.StatusGoingAway, reasonPingTimeout)
 	}
 }
 
@@ -319,16 +382,25 @@ func (c *wsConn) ping(ctx context.Context) {
 // are read from the store first, so that the client receives every line
 // once and in order, whenever it subscribed.
 func (c *wsConn) write(out outgoing) error {
-	if out.follow != nil {
-		return c.setCursor(out.follow)
+	if out.sub != nil {
+		return c.applySubscription(out.sub)
 	}
 	f := out.frame
 	if f.EndLine == 0 {
 		if f.Last {
-			delete(c.cursors, f.TaskID)
+			c.dropCursor(f.TaskID)
 		}
 		return c.writeBytes(f.Data)
 	}
+	return c.writeLog(f)
+}
+
+func (c *wsConn) writeBytes(b []byte) error {
+	return c.ws.Write(context.Background(), websocket.MessageText, b)
+}
+
+// writeLog sends the lines of log push f that the client lacks.
+func (c *wsConn) writeLog(f *Frame) error {
 	cur := c.cursors[f.TaskID]
 	switch {
 	case cur == nil:
@@ -337,61 +409,95 @@ func (c *wsConn) write(out outgoing) error {
 		cur.next = f.EndLine
 		return c.writeBytes(f.Data)
 	case f.EndLine <= cur.next:
-		return nil
+		return nil // the client has every line of f
+	case cur.next > f.FirstLine:
+		// The client has the first lines of f: send the rest from the
+		// store, where they are, because f was published after storing.
+		return c.sendStored(cur, f.EndLine)
 	}
-	return c.sendStored(cur, f)
+	// Lines before f never reached this connection, which does not
+	// happen while every push of the job is queued; read them anyway.
+	if err := c.sendStored(cur, f.FirstLine); err != nil {
+		return err
+	}
+	cur.next = f.EndLine
+	return c.writeBytes(f.Data)
 }
 
-func (c *wsConn) writeBytes(b []byte) error {
-	return c.ws.Write(context.Background(), websocket.MessageText, b)
-}
-
-// setCursor applies a follow entry and sends the stored lines between the
-// cursor and the last line pushed so far.
-func (c *wsConn) setCursor(follow *cursor) error {
-	taskID := follow.job.id.taskID
-	cur := c.cursors[taskID]
-	if follow.next == 0 {
-		if cur == nil {
-			c.cursors[taskID] = follow
-		}
-		return nil
-	}
-	c.cursors[taskID] = follow
-	if end := follow.job.stored.Load() + 1; follow.next < end {
-		return c.sendStored(follow, &Frame{TaskID: taskID, FirstLine: end, EndLine: end})
-	}
-	return nil
-}
-
-// sendStored sends the lines from the cursor up to f.EndLine, reading
-// those before f.FirstLine from the store. If the store cannot return
-// them, f is sent as it is.
-func (c *wsConn) sendStored(cur *cursor, f *Frame) error {
-	for cur.next < f.EndLine {
-		if cur.next >= f.FirstLine && f.Data != nil && cur.next == f.FirstLine {
-			break
-		}
-		limit := int(min(f.EndLine-cur.next, maxBatchLines))
-		ctx, cancel := c.srv.storeContext()
-		lines, err := c.srv.store.ReadLog(ctx, cur.job.id.taskID, cur.next, limit)
-		cancel()
-		if err != nil || len(lines) == 0 {
-			c.srv.logger.Error("read log lines for resume failed", "execID", cur.job.id.execID,
-				"taskID", cur.job.id.taskID, "fromLine", cur.next, "error", err)
-			break
-		}
-		stored := encodeLogPush(cur.job.id, lines)
-		cur.next = stored.EndLine
-		if err := c.writeBytes(stored.Data); err != nil {
+// applySubscription sends the reply that made the subscription, sets the
+// job's log cursor, sends the stored lines from the cursor up to what
+// the job had pushed when the subscription was made, and then any status
+// push the client missed. The pushes queued after the subscription carry
+// on from there.
+func (c *wsConn) applySubscription(sub *subscription) error {
+	if sub.reply != nil {
+		if err := c.writeBytes(sub.reply.Data); err != nil {
 			return err
 		}
 	}
-	if f.Data != nil && cur.next <= f.FirstLine {
-		cur.next = f.EndLine
-		return c.writeBytes(f.Data)
+	taskID := sub.job.id.taskID
+	cur := c.cursors[taskID]
+	if cur == nil || sub.next > 0 {
+		cur = &cursor{job: sub.job, next: sub.next}
+		c.cursors[taskID] = cur
+	}
+	if cur.next > 0 && cur.next <= sub.stored {
+		if err := c.sendStored(cur, sub.stored+1); err != nil {
+			return err
+		}
+	}
+	if sub.status != nil {
+		if err := c.writeBytes(sub.status.Data); err != nil {
+			return err
+		}
+	}
+	if sub.ended {
+		c.dropCursor(taskID)
 	}
 	return nil
+}
+
+// errLogUnavailable means stored log lines could not be read for a
+// connection, which is then closed.
+var errLogUnavailable = errors.New("log lines unavailable")
+
+// sendStored sends the stored lines from the cursor up to line end
+// (exclusive) in pushes of up to maxBatchLines lines. When the store
+// cannot return them, sendStored closes the connection with
+// reasonLogRead and returns errLogUnavailable, so that the client resumes
+// instead of seeing a gap.
+func (c *wsConn) sendStored(cur *cursor, end int64) error {
+	id := cur.job.id
+	for cur.next < end {
+		limit := int(min(end-cur.next, maxBatchLines))
+		ctx, cancel := c.srv.storeContext()
+		lines, err := c.srv.store.ReadLog(ctx, id.taskID, cur.next, limit)
+		cancel()
+		if err == nil && (len(lines) == 0 || lines[0].Number != cur.next) {
+			err = fmt.Errorf("line %d is not stored", cur.next)
+		}
+		if err != nil {
+			c.srv.logger.Error("read log lines for resume failed", "execID", id.execID,
+				"taskID", id.taskID, "fromLine", cur.next, "error", err)
+			c.close(websocket.StatusInternalError, reasonLogRead)
+			return errLogUnavailable
+		}
+		f := encodeLogPush(id, lines)
+		cur.next = f.EndLine
+		if err := c.writeBytes(f.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropCursor removes the cursor and the subscription record of a job that
+// has ended.
+func (c *wsConn) dropCursor(taskID int64) {
+	delete(c.cursors, taskID)
+	c.subsMu.Lock()
+	delete(c.subs, taskID)
+	c.subsMu.Unlock()
 }
 
 func (c *wsConn) unsubscribeAll() {

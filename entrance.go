@@ -93,15 +93,21 @@ type Limits struct {
 	SubmitsPerSecond float64
 	SubmitBurst      int
 
-	// JobTimeout stops jobs that run longer; they end Timeout. A request
-	// may set its own with the label jobRunningTimeout. Default none.
+	// JobTimeout stops jobs that run longer; they end Timeout. The time
+	// counts from Running. A Linkis 1.x submit request may set a shorter
+	// limit with the label jobRunningTimeout, in seconds. Default none.
 	JobTimeout time.Duration
 
-	// MaxLogLineBytes cuts longer log lines. Default 64 KiB.
+	// MaxLogLineBytes cuts longer log lines to this many bytes, at a
+	// UTF-8 character boundary, and appends how many bytes were cut.
+	// Default 64 KiB; negative means no limit.
 	MaxLogLineBytes int
 
-	// MaxLogBytes caps the log text stored per job; later lines are
-	// dropped and counted in a marker line. Default 256 MiB.
+	// MaxLogBytes caps the log text stored per job. Once it is reached,
+	// the job's later lines are dropped, and a warn line at the end of
+	// the log counts them. That line and the line with a failed job's
+	// reason are kept past the cap. Default 256 MiB; negative means no
+	// limit.
 	MaxLogBytes int64
 
 	// SendQueue is the number of frames queued per connection before it
@@ -206,8 +212,15 @@ type Server struct {
 	cancelJobs context.CancelCauseFunc
 	wg         sync.WaitGroup // jobs and connections
 
-	jobsMu sync.Mutex
-	jobs   map[int64]*job // live jobs
+	jobsMu     sync.Mutex
+	jobs       map[int64]*job // live jobs
+	jobsClosed bool           // set by Shutdown: no job starts any more
+
+	// connsCtx is the parent of every connection's context. Shutdown
+	// cancels it only after the close handshakes had their time, so
+	// that connections get the final pushes of cancelled jobs first.
+	connsCtx    context.Context
+	cancelConns context.CancelFunc
 
 	connsMu  sync.Mutex
 	conns    map[*wsConn]struct{}
@@ -268,8 +281,10 @@ func New(opts *Options) (*Server, error) {
 	s.userConns = connCounter{max: s.limits.MaxConnsPerUser, counts: map[string]int{}}
 	s.submits = newSubmitRate(s.limits)
 	s.jobsCtx, s.cancelJobs = context.WithCancelCause(context.Background())
+	s.connsCtx, s.cancelConns = context.WithCancel(context.Background())
 	if err := s.recover(); err != nil {
 		s.cancelJobs(errShutdown)
+		s.cancelConns()
 		return nil, err
 	}
 	return s, nil
@@ -328,15 +343,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.userConns.release(user)
 
-	c := s.newConn(ws, user)
+	c := s.newConn(ws, user, r.RemoteAddr)
 	if !s.addConn(c) {
 		ws.Close(websocket.StatusGoingAway, reasonShutdown)
 		return
 	}
 	defer s.removeConn(c)
-	// The connection ends by its own close; Shutdown closes it with 1001
-	// after the last pushes of the jobs that ended are queued.
-	c.serve(context.WithoutCancel(r.Context()))
+	c.serve(s.connsCtx)
 }
 
 func (s *Server) addConn(c *wsConn) bool {
@@ -357,35 +370,76 @@ func (s *Server) removeConn(c *wsConn) {
 	s.wg.Done()
 }
 
-// Shutdown stops accepting connections and jobs, lets running jobs finish
-// until ctx is done, then cancels the rest (they end Cancelled), closes
-// every WebSocket connection with code 1001 and waits for the goroutines
-// the server started. It does not close the store. It returns ctx's error
-// if jobs had to be cancelled. Calling it again waits for the first call's
-// work.
+// Shutdown stops the server in this order. It rejects new connections and
+// submissions and leaves queued jobs in the store for the next start. It
+// lets running jobs finish until ctx is done and then cancels the rest,
+// which end Cancelled with an errDesc naming the shutdown. It closes every
+// WebSocket connection with code 1001 once the frames already queued are
+// sent, and waits for the goroutines the server started. When it returns,
+// every write the server made to the store has returned. It does not close
+// the store. It returns ctx's error if jobs had to be cancelled. Calling
+// it again waits for the first call's work.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutOnce.Do(func() {
 		s.connsMu.Lock()
 		s.closing = true
 		s.connsMu.Unlock()
+		s.jobsMu.Lock()
+		s.jobsClosed = true
+		s.jobsMu.Unlock()
+
 		s.sched.cancelWaiting()
 		if err = s.waitJobs(ctx); err != nil {
+			s.logger.Info("shutdown: cancelling the jobs still running")
 			s.cancelJobs(errShutdown)
+			s.waitJobs(context.Background())
 		}
-		s.waitJobs(context.Background())
-		s.connsMu.Lock()
-		for c := range s.conns {
-			c.close(websocket.StatusGoingAway, reasonShutdown)
-		}
-		s.connsMu.Unlock()
+
+		s.closeConns(ctx)
 		s.cancelJobs(errShutdown)
 	})
 	s.wg.Wait()
 	return err
 }
 
-// Close shuts the server down without a grace period for running jobs.
+// closeHandshakeWait is how long Shutdown waits for close handshakes once
+// its context is done.
+const closeHandshakeWait = time.Second
+
+// closeConns closes every connection with code 1001 and waits for the
+// connections to end until ctx is done and closeHandshakeWait has passed.
+// Then it closes those left without a handshake. The server's jobs have
+// ended, so the wait group counts connections only.
+func (s *Server) closeConns(ctx context.Context) {
+	s.connsMu.Lock()
+	for c := range s.conns {
+		c.close(websocket.StatusGoingAway, reasonShutdown)
+	}
+	s.connsMu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		timer := time.NewTimer(closeHandshakeWait)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+		}
+	}
+	s.cancelConns()
+	<-done
+}
+
+// Close shuts the server down like Shutdown, without a grace period for
+// running jobs; connections get up to a second for their close
+// handshakes.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

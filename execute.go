@@ -179,6 +179,9 @@ type executeReply struct {
 // handleExecute serves entrance/execute and entrance/submit: it stores the
 // job, replies with its ids, and then starts it.
 func (s *Server) handleExecute(ctx context.Context, r *request) (*Envelope, *apiError) {
+	if s.isClosing() {
+		return nil, errShuttingDown()
+	}
 	if aerr := s.submits.allow(r.user); aerr != nil {
 		return nil, aerr
 	}
@@ -192,7 +195,7 @@ func (s *Server) handleExecute(ctx context.Context, r *request) (*Envelope, *api
 	}
 	r.afterReply = func() {
 		if r.conn != nil {
-			j.subscribe(r.conn, 1)
+			j.subscribe(r.conn, 1, "")
 		}
 		s.startJob(j)
 	}

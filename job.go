@@ -16,6 +16,10 @@ var (
 	errRequeue  = errors.New("left for the next server start")
 )
 
+// testHookJobEnded, when set by a test, runs after a job's final status
+// and before the job stops being live.
+var testHookJobEnded func(taskID int64)
+
 // job is a job while it is live in this server, from submission until its
 // terminal status is stored and pushed.
 type job struct {
@@ -43,7 +47,8 @@ type job struct {
 	stored   atomic.Int64 // number of log lines stored and pushed
 }
 
-// newJob builds the live state of a stored job.
+// newJob builds the live state of a stored job. timeout is the time
+// limit the request set, 0 for none; Limits.JobTimeout caps it.
 func (s *Server) newJob(rec *JobRecord, timeout time.Duration) (*job, error) {
 	execID, err := FormatExecID(rec.Creator, rec.Engine, rec.Instance, rec.User, rec.TaskID)
 	if err != nil {
@@ -61,8 +66,8 @@ func (s *Server) newJob(rec *JobRecord, timeout time.Duration) (*job, error) {
 		done:    make(chan struct{}),
 		status:  rec.Status,
 	}
-	if j.timeout <= 0 {
-		j.timeout = s.limits.JobTimeout
+	if limit := s.limits.JobTimeout; j.timeout <= 0 || (limit > 0 && limit < j.timeout) {
+		j.timeout = limit
 	}
 	j.log.init(j, rec.LogLines, s.limits)
 	j.stored.Store(rec.LogLines)
@@ -72,13 +77,20 @@ func (s *Server) newJob(rec *JobRecord, timeout time.Duration) (*job, error) {
 }
 
 // startJob registers the job as live and runs it on a goroutine owned by
-// the server.
+// the server. Once Shutdown has begun, the job is left as it is stored,
+// so that the next server start runs it.
 func (s *Server) startJob(j *job) {
 	s.jobsMu.Lock()
+	if s.jobsClosed {
+		s.jobsMu.Unlock()
+		s.release(j.rec.User)
+		j.leave()
+		return
+	}
 	s.jobs[j.id.taskID] = j
+	s.wg.Add(1)
 	s.jobsMu.Unlock()
 	j.ticket = s.sched.enqueue(j)
-	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		j.run()
@@ -99,6 +111,9 @@ func (j *job) run() {
 	defer s.release(j.rec.User)
 	defer close(j.done)
 	defer func() {
+		if testHookJobEnded != nil {
+			testHookJobEnded(j.id.taskID)
+		}
 		s.jobsMu.Lock()
 		delete(s.jobs, j.id.taskID)
 		s.jobsMu.Unlock()
@@ -140,7 +155,6 @@ func (j *job) run() {
 func (j *job) prepare() (*Job, error) {
 	sub, err := SubstituteVariables(j.rec.Code, j.rec.RunType, j.rec.Params.Variable, time.Now())
 	if err != nil {
-		j.Log(LevelError, err.Error())
 		return nil, &JobError{Code: ErrCodeVariable, Desc: err.Error()}
 	}
 	for _, line := range sub.Log {
@@ -191,10 +205,7 @@ func (j *job) finish(err error) {
 		status = StatusFailed
 		code, desc = asJobError(err)
 	}
-	if status != StatusSucceed {
-		j.Log(LevelError, desc)
-	}
-	j.log.close()
+	j.log.close(desc) // a failure's reason ends the log, past any cap
 	if status == StatusSucceed {
 		j.progress.succeed()
 		j.pushProgress()
@@ -206,9 +217,10 @@ func (j *job) finish(err error) {
 }
 
 // leave ends a job that never started without a status change, so that it
-// stays Scheduled in the store and the next server start runs it.
+// stays Inited or Scheduled in the store and the next server start runs
+// it.
 func (j *job) leave() {
-	j.log.close()
+	j.log.close("")
 	j.pubMu.Lock()
 	j.ended = true
 	j.srv.hub.Forget(j.id.taskID)
@@ -241,8 +253,7 @@ func (j *job) setStatus(status Status, code int, desc string) {
 	j.pubMu.Lock()
 	defer j.pubMu.Unlock()
 	j.status, j.errCode, j.errDesc = status, code, desc
-	f := encodeJobPush(j.id, "status", &jobPush{Status: status, ErrCode: code, ErrDesc: desc})
-	f.Last = status.Terminal()
+	f := j.statusFrame()
 	j.srv.hub.Publish(f)
 	if f.Last {
 		j.ended = true
@@ -284,14 +295,29 @@ func (j *job) publish(f *Frame) {
 
 // subscribe subscribes conn to the pushes of the job, with its log
 // cursor at next (0: keep the connection's cursor, or start at the next
-// push). It reports false when the job has already ended.
-func (j *job) subscribe(conn *wsConn, next int64) bool {
+// push). seen is the status that the request's reply carries, "" for a
+// reply without one. A status change that the client would miss, because
+// it came after the reply was built, is sent after the reply. When the job
+// has ended, conn gets the stored lines from next on and the final status
+// instead of a subscription.
+func (j *job) subscribe(conn *wsConn, next int64, seen Status) {
 	j.pubMu.Lock()
 	defer j.pubMu.Unlock()
-	if j.ended {
-		return false
+	sub := &subscription{job: j, next: next, stored: j.stored.Load(), ended: j.ended}
+	if j.status != seen && (seen != "" || j.ended) {
+		sub.status = j.statusFrame()
 	}
-	conn.follow(j, next)
-	j.srv.hub.Subscribe(j.id.taskID, conn)
-	return true
+	conn.follow(sub)
+	if !j.ended {
+		j.srv.hub.Subscribe(j.id.taskID, conn)
+	}
+}
+
+// statusFrame encodes the current status as a push. The caller holds
+// pubMu.
+func (j *job) statusFrame() *Frame {
+	f := encodeJobPush(j.id, "status",
+		&jobPush{Status: j.status, ErrCode: j.errCode, ErrDesc: j.errDesc})
+	f.Last = j.status.Terminal()
+	return f
 }

@@ -110,7 +110,7 @@ func (s *Server) handleStatus(ctx context.Context, r *request) (*Envelope, *apiE
 		ErrCode: t.rec.ErrCode, ErrDesc: t.rec.ErrDesc}
 	if t.live != nil {
 		reply.Status, reply.ErrCode, reply.ErrDesc = t.live.snapshotStatus()
-		s.subscribeAfterReply(r, t.live, 0)
+		s.subscribeAfterReply(r, t.live, 0, reply.Status)
 	}
 	return ok("OK", reply), nil
 }
@@ -132,7 +132,7 @@ func (s *Server) handleProgress(ctx context.Context, r *request) (*Envelope, *ap
 		Progress: t.rec.Progress, ProgressInfo: t.rec.ProgressInfo}
 	if t.live != nil {
 		reply.Progress, reply.ProgressInfo = t.live.progress.snapshot()
-		s.subscribeAfterReply(r, t.live, 0)
+		s.subscribeAfterReply(r, t.live, 0, "")
 	}
 	if reply.ProgressInfo == nil {
 		reply.ProgressInfo = []ProgressInfo{}
@@ -186,7 +186,7 @@ func (s *Server) handleLog(ctx context.Context, r *request) (*Envelope, *apiErro
 		reply.FromLine = min(from, t.storedLines()+1)
 	}
 	if t.live != nil {
-		s.subscribeAfterReply(r, t.live, reply.FromLine)
+		s.subscribeAfterReply(r, t.live, reply.FromLine, "")
 	}
 	return ok("OK", reply), nil
 }
@@ -207,13 +207,13 @@ func joinLog(lines []LogLine) [4]string {
 }
 
 // subscribeAfterReply subscribes the requesting connection to the job's
-// pushes once the reply is queued.
-func (s *Server) subscribeAfterReply(r *request, j *job, next int64) {
+// pushes with the reply; seen is the status the reply carries, if any.
+func (s *Server) subscribeAfterReply(r *request, j *job, next int64, seen Status) {
 	if r.conn == nil {
 		return
 	}
 	conn := r.conn
-	r.afterReply = func() { j.subscribe(conn, next) }
+	r.afterReply = func() { j.subscribe(conn, next, seen) }
 }
 
 // killReply is the data of a kill reply.

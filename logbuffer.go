@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Batching of log pushes: a lone line is stored and pushed at once, and
@@ -73,29 +74,55 @@ func (j *job) Process(pgid int) {
 	}
 }
 
+// append numbers a line and queues it for the pump. Once a line would
+// take the job's text past maxLogBytes, that line and every later one are
+// only counted, so the log keeps its first lines without holes. Dropped
+// lines never wait for the store.
 func (b *logBuffer) append(level Level, text string) {
-	if b.maxLineBytes > 0 && len(text) > b.maxLineBytes {
-		cut := len(text) - b.maxLineBytes
-		text = fmt.Sprintf("%s... [line cut: %d more bytes]", text[:b.maxLineBytes], cut)
-	}
+	text = cutLine(text, b.maxLineBytes)
 	b.mu.Lock()
-	for b.pumping && !b.closed && len(b.pending) >= maxPendingLines {
+	for b.pumping && !b.closed && !b.overCap(len(text)) && len(b.pending) >= maxPendingLines {
 		b.cond.Wait()
 	}
-	if b.closed {
+	switch {
+	case b.closed:
 		b.mu.Unlock()
 		return
-	}
-	if b.maxLogBytes > 0 && b.bytes+int64(len(text)) > b.maxLogBytes {
+	case b.overCap(len(text)):
 		b.dropped++
 		b.mu.Unlock()
 		return
 	}
 	b.bytes += int64(len(text))
-	b.pending = append(b.pending, LogLine{Number: b.next, Level: level, Text: text})
-	b.next++
+	b.add(level, text)
 	b.mu.Unlock()
 	b.signal()
+}
+
+// overCap reports whether a line of n bytes is to be dropped. The caller
+// holds mu.
+func (b *logBuffer) overCap(n int) bool {
+	return b.dropped > 0 || (b.maxLogBytes > 0 && b.bytes+int64(n) > b.maxLogBytes)
+}
+
+// add appends a numbered line to pending. The caller holds mu.
+func (b *logBuffer) add(level Level, text string) {
+	b.pending = append(b.pending, LogLine{Number: b.next, Level: level, Text: text})
+	b.next++
+}
+
+// cutLine keeps the first max bytes of a longer line, cut back to a
+// whole UTF-8 character, and appends the number of bytes cut. A max of 0
+// keeps every line whole.
+func cutLine(text string, max int) string {
+	if max <= 0 || len(text) <= max {
+		return text
+	}
+	keep := max
+	for keep > 0 && !utf8.RuneStart(text[keep]) {
+		keep--
+	}
+	return fmt.Sprintf("%s... [line cut: %d more bytes]", text[:keep], len(text)-keep)
 }
 
 func (b *logBuffer) signal() {
@@ -193,19 +220,23 @@ func (b *logBuffer) storeAndPush(batch []LogLine) {
 	j.pubMu.Unlock()
 }
 
-// close stops accepting lines, adds the marker line for dropped lines,
-// and returns once everything is stored and pushed.
-func (b *logBuffer) close() {
+// close stops accepting lines and returns once every line is stored and
+// pushed. When lines were dropped, it adds one warn line that counts
+// them. A non-empty final becomes the last line, at the error level. These
+// two lines are kept past the cap, so that the log always ends with the
+// reason.
+func (b *logBuffer) close(final string) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return
 	}
 	if b.dropped > 0 {
-		marker := fmt.Sprintf("%d log lines dropped: the job's log reached its cap of %d bytes",
-			b.dropped, b.maxLogBytes)
-		b.pending = append(b.pending, LogLine{Number: b.next, Level: LevelWarn, Text: marker})
-		b.next++
+		b.add(LevelWarn, fmt.Sprintf("%d log lines dropped: the job's log reached its cap "+
+			"of %d bytes (MaxLogBytes)", b.dropped, b.maxLogBytes))
+	}
+	if final != "" {
+		b.add(LevelError, cutLine(final, b.maxLineBytes))
 	}
 	b.closed = true
 	pumping := b.pumping

@@ -13,9 +13,9 @@ type ProcessEnder interface {
 	EndProcess(pgid int) error
 }
 
-// recover takes over the unfinished jobs of the store: jobs that were
-// running end Failed, and their recorded processes are ended; jobs that
-// had not started run again.
+// recover takes over the unfinished jobs of the store. Jobs that were
+// running end Failed, and their recorded processes are ended. Then the
+// jobs that had not started run again, oldest first.
 func (s *Server) recover() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.limits.StoreTimeout)
 	defer cancel()
@@ -23,29 +23,41 @@ func (s *Server) recover() error {
 	if err != nil {
 		return fmt.Errorf("recover jobs: %w", err)
 	}
+	var queued []*JobRecord
 	for _, rec := range recs {
 		if rec.Status == StatusRunning {
 			s.failInterrupted(ctx, rec)
-			continue
+		} else {
+			queued = append(queued, rec)
 		}
-		if _, known := s.engines[rec.Engine]; !known {
-			s.failRecovered(ctx, rec, ErrCodeEngineUnknown,
-				fmt.Sprintf("engine %q is not available after the server restarted", rec.Engine))
-			continue
-		}
-		j, err := s.newJob(rec, 0)
-		if err != nil {
-			s.failRecovered(ctx, rec, ErrCodeInternal, err.Error())
-			continue
-		}
-		s.admission.mu.Lock()
-		s.admission.counts[rec.User]++
-		s.admission.mu.Unlock()
-		s.logger.Info("job recovered", "execID", j.id.execID, "taskID", rec.TaskID,
-			"status", string(rec.Status))
-		s.startJob(j)
+	}
+	for _, rec := range queued {
+		s.restart(ctx, rec)
 	}
 	return nil
+}
+
+// restart runs again a job that had not started when the previous server
+// stopped.
+func (s *Server) restart(ctx context.Context, rec *JobRecord) {
+	if _, known := s.engines[rec.Engine]; !known {
+		s.failRecovered(ctx, rec, ErrCodeEngineUnknown,
+			fmt.Sprintf("engine %q is not available after the server restarted", rec.Engine))
+		return
+	}
+	// NOTE: the store does not keep a request's jobRunningTimeout label,
+	// so a recovered job runs under Limits.JobTimeout.
+	j, err := s.newJob(rec, 0)
+	if err != nil {
+		s.failRecovered(ctx, rec, ErrCodeInternal, err.Error())
+		return
+	}
+	s.admission.mu.Lock()
+	s.admission.counts[rec.User]++
+	s.admission.mu.Unlock()
+	s.logger.Info("job recovered", "execID", j.id.execID, "taskID", rec.TaskID,
+		"status", string(rec.Status))
+	s.startJob(j)
 }
 
 // failInterrupted ends a job that was running when the previous server
@@ -57,6 +69,9 @@ func (s *Server) failInterrupted(ctx context.Context, rec *JobRecord) {
 				s.logger.Error("end process of interrupted job failed", "taskID", rec.TaskID,
 					"pgid", rec.Process, "error", err)
 			}
+		} else {
+			s.logger.Warn("interrupted job left a process that its engine cannot end",
+				"taskID", rec.TaskID, "engine", rec.Engine, "pgid", rec.Process)
 		}
 		if err := s.store.SetProcess(ctx, rec.TaskID, 0); err != nil {
 			s.logger.Error("clear process of interrupted job failed", "taskID", rec.TaskID, "error", err)

@@ -24,8 +24,10 @@ type request struct {
 	httpMethod string
 
 	// afterReply, when set by a handler, runs once the reply has been
-	// queued (WebSocket) or written (REST), so that no push of a new job
-	// can overtake the reply that names it.
+	// written (REST) or is ready to queue (WebSocket), so that no push of
+	// a new job can overtake the reply that names it. Over WebSocket, a
+	// subscription made in afterReply queues the reply together with the
+	// start of the subscription.
 	afterReply func()
 }
 

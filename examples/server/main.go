@@ -52,6 +52,7 @@ type config struct {
 	admins     string
 	grace      time.Duration
 	jobTimeout time.Duration
+	maxRunning int
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -65,6 +66,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.admins, "admins", "", "comma-separated `users` who may see and kill every user's jobs")
 	fs.DurationVar(&c.grace, "grace", 30*time.Second, "how long running jobs may take to finish at shutdown before they are cancelled")
 	fs.DurationVar(&c.jobTimeout, "job-timeout", 0, "time limit of a job; 0 means none unless the request sets one")
+	fs.IntVar(&c.maxRunning, "max-running", 0, "`number` of jobs that run at once; later jobs wait in Scheduled (0: the library default, 16)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -116,7 +118,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		Authenticator: entrance.NewTokenAuthenticator(tokens),
 		Admins:        splitList(cfg.admins),
 		Instance:      ln.Addr().String(),
-		Limits:        entrance.Limits{JobTimeout: cfg.jobTimeout},
+		Limits:        entrance.Limits{JobTimeout: cfg.jobTimeout, MaxRunning: cfg.maxRunning},
 	})
 	if err != nil {
 		return err
@@ -126,7 +128,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 // serve runs the HTTP server until ctx is done, then shuts everything
 // down in order: no new connections, running jobs get the grace period,
-// sockets close with 1001.
+// the rest are cancelled, sockets close with 1001. run closes the store
+// after serve returns.
 func serve(ctx context.Context, cfg *config, ln net.Listener, srv *entrance.Server,
 	tokens map[string][]string, generated string, out io.Writer) error {
 	consoleToken := generated
