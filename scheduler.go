@@ -11,9 +11,9 @@ import (
 
 // scheduler holds jobs in Scheduled while the concurrency limits are
 // reached. Jobs enter its queue in the order they were submitted, and the
-// first queued job whose user is under the limits runs next, so a user's
-// jobs start in the order they were sent and a user at the per-user limit
-// does not hold back other users.
+// first queued job whose user is under the limits runs next. So a user's
+// jobs start in the order they were sent, and a user at the per-user
+// limit does not hold back other users.
 type scheduler struct {
 	total      *semaphore.Weighted // running jobs; nil: no limit
 	maxPerUser int                 // 0: no limit
