@@ -49,12 +49,15 @@ func (s *Server) lookup(ctx context.Context, r *request) (*target, *apiError) {
 	return t, nil
 }
 
-// storedLines returns the number of log lines stored for the job.
-func (t *target) storedLines() int64 {
-	if t.live != nil {
-		return t.live.stored.Load()
+// finalLines returns the number of log lines of a job that has ended, and
+// false while it runs.
+func (t *target) finalLines() (int64, bool) {
+	if t.live == nil {
+		return t.rec.LogLines, true
 	}
-	return t.rec.LogLines
+	t.live.pubMu.Lock()
+	defer t.live.pubMu.Unlock()
+	return t.live.stored.Load(), t.live.ended
 }
 
 // parseJobID reads an {id}: a taskID (all digits) or an execID.
@@ -181,9 +184,12 @@ func (s *Server) handleLog(ctx context.Context, r *request) (*Envelope, *apiErro
 	reply := logReply{ExecID: t.execID, TaskID: t.taskID, Log: joinLog(lines), FromLine: from}
 	if len(lines) > 0 {
 		reply.FromLine = lines[len(lines)-1].Number + 1
-	} else {
-		// Past the end: point at the next line the job will write.
-		reply.FromLine = min(from, t.storedLines()+1)
+	} else if last, ended := t.finalLines(); ended {
+		// Past the end of a job that has ended: point at the line after
+		// its last. A running job is left at from, because the store may
+		// already hold lines that the job has not counted as pushed yet,
+		// and a client that read them must not be sent back.
+		reply.FromLine = min(from, last+1)
 	}
 	if t.live != nil {
 		s.subscribeAfterReply(r, t.live, reply.FromLine, "")
