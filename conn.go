@@ -26,16 +26,18 @@ const (
 const closeGrace = 5 * time.Second
 
 // wsConn is one WebSocket connection. The serving goroutine reads and
-// dispatches requests; a writer goroutine owns every write. Replies and
-// pushes go through one bounded queue, so a connection that does not
-// read fills only its own queue and is then closed.
+// dispatches requests; a writer goroutine, running while there is
+// something to send, owns every write. Replies and pushes go through one
+// bounded queue, so a connection that does not read fills only its own
+// queue and is then closed.
 type wsConn struct {
 	srv  *Server
 	ws   *websocket.Conn
 	user string
 
-	queue chan outgoing
-	kick  chan struct{} // closed to make the writer close the connection
+	queue   sendQueue
+	writers sync.WaitGroup // the writer goroutine, while it runs
+	kick    chan struct{}  // closed to make the writer close the connection
 
 	closeOnce   sync.Once
 	closeCode   websocket.StatusCode
@@ -43,8 +45,9 @@ type wsConn struct {
 	closeTimer  *time.Timer // hard-closes a connection whose writer is stuck
 	overflowed  atomic.Bool
 
-	pings   sync.WaitGroup
-	pinging atomic.Bool
+	pings     sync.WaitGroup
+	pinging   atomic.Bool
+	pingTimer *time.Timer // guarded by queue.mu
 
 	subsMu sync.Mutex
 	subs   map[int64]struct{} // jobs this connection is subscribed to
@@ -68,23 +71,22 @@ type cursor struct {
 }
 
 func (s *Server) newConn(ws *websocket.Conn, user string) *wsConn {
-	return &wsConn{
+	c := &wsConn{
 		srv:     s,
 		ws:      ws,
 		user:    user,
-		queue:   make(chan outgoing, s.limits.SendQueue),
 		kick:    make(chan struct{}),
 		subs:    map[int64]struct{}{},
 		cursors: map[int64]*cursor{},
 	}
+	c.queue.init(s.limits.SendQueue)
+	return c
 }
 
 // Deliver queues a push. It implements Subscriber and never blocks: when
 // the queue is full the connection is closed and told to resume.
 func (c *wsConn) Deliver(f *Frame) {
-	select {
-	case c.queue <- outgoing{frame: f}:
-	default:
+	if !c.enqueue(outgoing{frame: f}) {
 		c.overflow()
 	}
 }
@@ -92,7 +94,7 @@ func (c *wsConn) Deliver(f *Frame) {
 func (c *wsConn) overflow() {
 	if c.overflowed.CompareAndSwap(false, true) {
 		c.srv.logger.Warn("closing slow connection", "user", c.user,
-			"queue", cap(c.queue))
+			"queue", c.queue.limit)
 		c.close(websocket.StatusTryAgainLater, reasonOverflow)
 	}
 }
@@ -104,6 +106,12 @@ func (c *wsConn) close(code websocket.StatusCode, reason string) {
 		c.closeCode, c.closeReason = code, reason
 		close(c.kick)
 		c.closeTimer = time.AfterFunc(closeGrace, func() { c.ws.CloseNow() })
+		c.queue.mu.Lock()
+		start := c.wakeWriter()
+		c.queue.mu.Unlock()
+		if start {
+			go c.writeLoop()
+		}
 	})
 }
 
@@ -119,27 +127,22 @@ func (c *wsConn) follow(j *job, next int64) {
 	c.subsMu.Lock()
 	c.subs[j.id.taskID] = struct{}{}
 	c.subsMu.Unlock()
-	select {
-	case c.queue <- outgoing{follow: &cursor{job: j, next: next}}:
-	default:
+	if !c.enqueue(outgoing{follow: &cursor{job: j, next: next}}) {
 		c.overflow()
 	}
 }
 
 // serve runs the connection until the client leaves, the connection
-// fails or the server shuts down.
+// fails or the server shuts down. Requests are read and handled with ctx,
+// which should not be cancellable: coder/websocket registers a
+// cancellation callback for each read with a cancellable context.
 func (c *wsConn) serve(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { c.writeLoop(ctx) })
+	c.startPings()
 
 	c.readLoop(ctx)
 
 	c.close(websocket.StatusNormalClosure, "")
-	cancel()
-	wg.Wait()
-	c.pings.Wait()
+	c.stopWriting()
 	c.closeTimer.Stop()
 	c.unsubscribeAll()
 }
@@ -253,65 +256,6 @@ func jsonKind(field string) string {
 		return "an object"
 	}
 	return "a string"
-}
-
-// writeLoop sends queued frames and starts pings until the connection
-// is closed. Writes take no deadline of their own, because a context with
-// one costs a timer per frame; a write stuck on a peer that stopped
-// reading is ended by close, which hard-closes the connection after
-// closeGrace.
-func (c *wsConn) writeLoop(ctx context.Context) {
-	ping := time.NewTicker(c.srv.limits.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case out := <-c.queue:
-			if err := c.write(out); err != nil {
-				c.close(websocket.StatusInternalError, "write failed")
-				c.ws.CloseNow()
-				return
-			}
-		case <-ping.C:
-			if c.pinging.CompareAndSwap(false, true) {
-				c.pings.Go(func() { c.ping(ctx) })
-			}
-		case <-c.kick:
-			if c.closeCode != websocket.StatusTryAgainLater {
-				c.drain()
-			}
-			c.ws.Close(c.closeCode, c.closeReason)
-			return
-		case <-ctx.Done():
-			c.ws.CloseNow()
-			return
-		}
-	}
-}
-
-// drain sends what is queued before a closing handshake, so that a
-// client sees the final pushes of its jobs before a shutdown closes it.
-func (c *wsConn) drain() {
-	for {
-		select {
-		case out := <-c.queue:
-			if c.write(out) != nil {
-				return
-			}
-		default:
-			return
-		}
-	}
-}
-
-// ping checks that the peer is alive; a peer that does not answer in time
-// is disconnected.
-func (c *wsConn) ping(ctx context.Context) {
-	defer c.pinging.Store(false)
-	ctx, cancel := context.WithTimeout(ctx, c.srv.limits.PingTimeout)
-	defer cancel()
-	if err := c.ws.Ping(ctx); err != nil && ctx.Err() == context.DeadlineExceeded {
-		c.close(websocket.StatusGoingAway, "ping timed out")
-	}
 }
 
 // write sends one queued entry. Log pushes pass through the job's cursor:

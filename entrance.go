@@ -309,9 +309,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			errorf(ReplyLoginRequired, ErrCodeUnauthorized, "login required: %v", err)))
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns: s.originPatterns,
-	})
+	ws, err := s.acceptWebSocket(w, r)
 	if err != nil {
 		s.logger.Info("websocket upgrade failed", "remote", r.RemoteAddr, "user", user, "error", err)
 		return
@@ -326,17 +324,23 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.rejectConn(ws, r, aerr)
 		return
 	}
-	defer s.userConns.release(user)
-
 	c := s.newConn(ws, user)
 	if !s.addConn(c) {
+		s.userConns.release(user)
 		ws.Close(websocket.StatusGoingAway, reasonShutdown)
 		return
 	}
-	defer s.removeConn(c)
-	// The connection ends by its own close; Shutdown closes it with 1001
-	// after the last pushes of the jobs that ended are queued.
-	c.serve(context.WithoutCancel(r.Context()))
+	// The handler returns at once, so that net/http frees the request and
+	// the goroutine that served it: an idle connection then costs one
+	// goroutine, whose stack starts small. The connection ends by its own
+	// close; Shutdown closes it with 1001 after the last pushes of the
+	// jobs that ended are queued.
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		defer s.userConns.release(user)
+		defer s.removeConn(c)
+		c.serve(ctx)
+	}()
 }
 
 func (s *Server) addConn(c *wsConn) bool {
