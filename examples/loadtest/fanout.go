@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/goentrance/entrance"
@@ -42,7 +41,7 @@ func runFanout(ctx context.Context, cfg *config, n int) ([]result, error) {
 			{"lines/s", ours.perSecond(ours.lines), count},
 			{"bytes/frame", float64(ours.bytes) / float64(max(ours.frames, 1)), count},
 		}},
-		{scenario: "baseline", params: params, metrics: []metric{
+		{scenario: "fanout-base", params: params, metrics: []metric{
 			{"frames/s", baseRate, count},
 			{"bytes/frame", float64(base.bytes) / float64(max(base.frames, 1)), count},
 			{"ratio", oursRate / baseRate, ratio},
@@ -115,23 +114,24 @@ func fanoutBaseline(ctx context.Context, cfg *config, n int, frames *capture) (t
 
 	g := newGate(cfg.window, n)
 	watchers := newWatchers(conns, false, g)
-	t0, err := b.replayTo(ctx, watchers, serverConns, frames, g, cfg.duration+watchSlack)
+	replay := func(ctx context.Context) error { return b.replay(ctx, serverConns, frames, g) }
+	t0, err := b.serveWatchers(ctx, watchers, frames.execID, cfg.duration+watchSlack, replay)
 	if err != nil {
 		return totals{}, fmt.Errorf("baseline: %w", err)
 	}
 	return sum(watchers, t0), nil
 }
 
-// replayTo runs the watchers while replay publishes the frames, and
+// serveWatchers runs the watchers while publish sends them frames, and
 // returns when the watchers have seen the final push or either side fails.
-func (b *baselineServer) replayTo(ctx context.Context, watchers []*watcher, conns []*baselineConn,
-	frames *capture, g *gate, limit time.Duration) (time.Time, error) {
+func (b *baselineServer) serveWatchers(ctx context.Context, watchers []*watcher, execID string,
+	limit time.Duration, publish func(context.Context) error) (time.Time, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	publishErr := make(chan error, 1)
-	publish := func() {
+	start := func() {
 		go func() {
-			err := b.replay(ctx, conns, frames, g)
+			err := publish(ctx)
 			if err != nil {
 				cancel() // stops the watchers, which would wait for the final push
 			}
@@ -139,7 +139,7 @@ func (b *baselineServer) replayTo(ctx context.Context, watchers []*watcher, conn
 		}()
 	}
 
-	t0, err := watchAll(ctx, watchers, frames.execID, limit, publish)
+	t0, err := watchAll(ctx, watchers, execID, limit, start)
 	cancel()
 	if perr := <-publishErr; perr != nil && !errors.Is(perr, context.Canceled) {
 		return t0, perr
@@ -162,67 +162,4 @@ func (b *baselineServer) replay(ctx context.Context, conns []*baselineConn, fram
 		}
 	}
 	return b.publish(conns, frames.final)
-}
-
-// runLatency measures the time from the engine's Log call to each
-// watcher's receipt, for a job that logs cfg.rate lines per second. The
-// lines come far enough apart that each goes out in a push of its own.
-func runLatency(ctx context.Context, cfg *config, n int) ([]result, error) {
-	engine := &floodEngine{
-		start:    make(chan struct{}),
-		duration: cfg.latencyLength,
-		interval: time.Second / time.Duration(cfg.rate),
-	}
-	srv, err := startEntrance(ctx, cfg, map[string]entrance.Engine{"flood": engine})
-	if err != nil {
-		return nil, err
-	}
-	defer srv.close()
-
-	execID, err := srv.submit(ctx, "flood", "paced")
-	if err != nil {
-		return nil, err
-	}
-	conns, err := dialAll(ctx, srv.wsURL(), n)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(conns)
-	watchers := newWatchers(conns, true, nil)
-	if err := subscribeAll(ctx, watchers, execID); err != nil {
-		return nil, err
-	}
-	expected := int(cfg.latencyLength.Seconds()*float64(cfg.rate)) + 16
-	for _, w := range watchers {
-		w.recording = true
-		w.latencies = make([]int64, 0, expected)
-	}
-
-	t0, err := watchAll(ctx, watchers, execID, cfg.latencyLength+watchSlack, func() { close(engine.start) })
-	if err != nil {
-		return nil, err
-	}
-	if err := checkLines(watchers, engine.emitted.Load()); err != nil {
-		return nil, err
-	}
-	return []result{latencyResult(watchers, t0, n, cfg.rate)}, nil
-}
-
-func latencyResult(watchers []*watcher, t0 time.Time, n, rate int) result {
-	var all []int64
-	for _, w := range watchers {
-		all = append(all, w.latencies...)
-	}
-	slices.Sort(all)
-	t := sum(watchers, t0)
-	return result{
-		scenario: "latency",
-		params:   fmt.Sprintf("watchers=%d rate=%d/s", n, rate),
-		metrics: []metric{
-			{"deliveries/s", t.perSecond(int64(len(all))), count},
-			{"p50", percentile(all, 50), millis},
-			{"p99", percentile(all, 99), millis},
-			{"max", percentile(all, 100), millis},
-		},
-	}
 }

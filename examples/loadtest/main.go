@@ -16,10 +16,10 @@
 //
 //   - fanout: N watchers subscribed to one flooding job, then a plain
 //     coder/websocket server sending the same frames to N clients (the
-//     baseline line), and the ratio of the two.
+//     fanout-base line), and the ratio of the two.
 //   - latency: watchers of a job that logs at a fixed rate, and the time
 //     from the engine's Log call to the client's receipt, which each line
-//     carries.
+//     carries. The plain server then sends such frames at that rate.
 //   - submit: execute requests acknowledged per second.
 //   - idle: server memory and goroutines per idle connection, for the
 //     entrance and for the plain coder/websocket server.
@@ -266,7 +266,7 @@ type metric struct {
 
 func (r result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-9s %s", r.scenario, r.params)
+	fmt.Fprintf(&b, "%-12s %s", r.scenario, r.params)
 	for _, m := range r.metrics {
 		fmt.Fprintf(&b, " %s=%s", m.name, m.format(m.value))
 	}

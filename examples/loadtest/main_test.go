@@ -29,22 +29,23 @@ func TestRunAllScenarios(t *testing.T) {
 	err := run(t.Context(), []string{
 		"-watchers", "1,3", "-duration", "300ms",
 		"-latency-watchers", "3", "-latency-duration", "300ms", "-rate", "50",
-		"-conns", "2", "-idle", "20",
+		"-conns", "2", "-idle", "200",
 	}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
 
-	// Memory figures of 20 connections can round to zero: the stack in
-	// use grows in spans shared by many goroutines.
+	// The heap and stack split of a few hundred connections can come out
+	// negative: stacks are allocated in spans that many goroutines share.
 	positive := map[string]bool{
 		"frames/s": true, "lines/s": true, "deliveries/s": true, "acks/s": true,
 		"heap+stack/conn": true, "goroutines/conn": true,
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	want := []string{
-		"fanout watchers=1", "baseline watchers=1", "fanout watchers=3", "baseline watchers=3",
-		"latency watchers=3", "submit conns=2", "idle conns=20", "idle-base conns=20",
+		"fanout watchers=1", "fanout-base watchers=1", "fanout watchers=3", "fanout-base watchers=3",
+		"latency watchers=3", "latency-base watchers=3", "submit conns=2",
+		"idle conns=200", "idle-base conns=200",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), out.String())
@@ -57,7 +58,7 @@ func TestRunAllScenarios(t *testing.T) {
 		for _, f := range fields[2:] {
 			name, value, _ := strings.Cut(f, "=")
 			v, err := strconv.ParseFloat(strings.TrimRight(value, "msKiB/"), 64)
-			if err != nil || v < 0 {
+			if err != nil {
 				t.Errorf("line %q: %s=%q is not a figure", line, name, value)
 			}
 			if positive[name] && v <= 0 {
