@@ -29,17 +29,19 @@ const (
 const closeGrace = 5 * time.Second
 
 // wsConn is one WebSocket connection. The serving goroutine reads and
-// dispatches requests; a writer goroutine owns every write. Replies and
-// pushes go through one bounded queue, so a connection that does not
-// read fills only its own queue and is then closed.
+// dispatches requests; a writer goroutine, running while there is
+// something to send, owns every write. Replies and pushes go through one
+// bounded queue, so a connection that does not read fills only its own
+// queue and is then closed.
 type wsConn struct {
 	srv    *Server
 	ws     *websocket.Conn
 	user   string
 	remote string // the peer's address, for the log
 
-	queue chan outgoing
-	kick  chan struct{} // closed to make the writer close the connection
+	queue   sendQueue
+	writers sync.WaitGroup // the writer goroutine, while it runs
+	kick    chan struct{}  // closed to make the writer close the connection
 
 	closeOnce   sync.Once
 	closeCode   websocket.StatusCode
@@ -47,8 +49,9 @@ type wsConn struct {
 	closeTimer  *time.Timer // hard-closes a connection whose writer is stuck
 	overflowed  atomic.Bool
 
-	pings   sync.WaitGroup
-	pinging atomic.Bool
+	pings     sync.WaitGroup
+	pinging   atomic.Bool
+	pingTimer *time.Timer // guarded by queue.mu
 
 	// reply is the encoded reply of the request being served. It belongs
 	// to the serving goroutine. A subscription that the request's
@@ -92,24 +95,23 @@ type cursor struct {
 }
 
 func (s *Server) newConn(ws *websocket.Conn, user, remote string) *wsConn {
-	return &wsConn{
+	c := &wsConn{
 		srv:     s,
 		ws:      ws,
 		user:    user,
 		remote:  remote,
-		queue:   make(chan outgoing, s.limits.SendQueue),
 		kick:    make(chan struct{}),
 		subs:    map[int64]struct{}{},
 		cursors: map[int64]*cursor{},
 	}
+	c.queue.init(s.limits.SendQueue)
+	return c
 }
 
 // Deliver queues a push. It implements Subscriber and never blocks: when
 // the queue is full the connection is closed and told to resume.
 func (c *wsConn) Deliver(f *Frame) {
-	select {
-	case c.queue <- outgoing{frame: f}:
-	default:
+	if !c.enqueue(outgoing{frame: f}) {
 		c.overflow()
 	}
 }
@@ -117,18 +119,24 @@ func (c *wsConn) Deliver(f *Frame) {
 func (c *wsConn) overflow() {
 	if c.overflowed.CompareAndSwap(false, true) {
 		c.srv.logger.Warn("closing slow connection", "user", c.user,
-			"remote", c.remote, "queue", cap(c.queue))
+			"remote", c.remote, "queue", c.queue.limit)
 		c.close(websocket.StatusTryAgainLater, reasonOverflow)
 	}
 }
 
-// close asks the writer goroutine to close the connection with code and
-// reason. Only the first call counts.
+// close asks the writer goroutine, which it starts if none runs, to close
+// the connection with code and reason. Only the first call counts.
 func (c *wsConn) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		close(c.kick)
 		c.closeTimer = time.AfterFunc(closeGrace, func() { c.ws.CloseNow() })
+		c.queue.mu.Lock()
+		start := c.wakeWriter()
+		c.queue.mu.Unlock()
+		if start {
+			go c.writeLoop()
+		}
 	})
 }
 
@@ -149,37 +157,51 @@ func (c *wsConn) follow(sub *subscription) {
 		c.subs[sub.job.id.taskID] = struct{}{}
 		c.subsMu.Unlock()
 	}
-	select {
-	case c.queue <- outgoing{sub: sub}:
-	default:
+	if !c.enqueue(outgoing{sub: sub}) {
 		c.overflow()
 	}
 }
 
 // serve runs the connection until the client leaves, the connection
-// fails or the server shuts down.
+// fails or ctx, the server's connsCtx, is cancelled, which closes the
+// connection without a handshake. Requests are handled with ctx.
 func (c *wsConn) serve(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { c.writeLoop(ctx) })
+	defer c.closeOnCancel(ctx)()
+	c.startPings()
 
 	c.readLoop(ctx)
 
 	c.close(websocket.StatusNormalClosure, "")
-	cancel()
-	wg.Wait()
-	c.pings.Wait()
+	c.stopWriting()
 	c.closeTimer.Stop()
 	c.unsubscribeAll()
+}
+
+// closeOnCancel closes the connection without a handshake once ctx is
+// cancelled. readLoop reads with a context that cannot be cancelled,
+// because coder/websocket registers a cancellation callback on ctx for
+// each read. The returned function removes the one callback of the
+// connection and waits for it if it has started.
+func (c *wsConn) closeOnCancel(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	unregister := context.AfterFunc(ctx, func() {
+		defer close(done)
+		c.ws.CloseNow()
+	})
+	return func() {
+		if !unregister() {
+			<-done
+		}
+	}
 }
 
 // readLoop reads frames and dispatches them in order until reading fails.
 func (c *wsConn) readLoop(ctx context.Context) {
 	limit := c.srv.limits.MaxFrameBytes
+	readCtx := context.WithoutCancel(ctx)
 	buf := new(bytes.Buffer)
 	for {
-		_, r, err := c.ws.Reader(ctx)
+		_, r, err := c.ws.Reader(readCtx)
 		if err != nil {
 			return
 		}
@@ -291,90 +313,6 @@ func jsonKind(field string) string {
 		return "an object"
 	}
 	return "a string"
-}
-
-// writeLoop sends queued frames and starts pings until the connection
-// is closed. Writes take no deadline of their own, because a context with
-// one costs a timer per frame; a write stuck on a peer that stopped
-// reading is ended by close, which hard-closes the connection after
-// closeGrace.
-func (c *wsConn) writeLoop(ctx context.Context) {
-	ping := time.NewTicker(c.srv.limits.PingInterval)
-	defer ping.Stop()
-	for {
-		// A close request wins over queued frames, which select would
-		// otherwise pick at random.
-		select {
-		case <-c.kick:
-			c.closeWebSocket()
-			return
-		default:
-		}
-		select {
-		case out := <-c.queue:
-			err := c.write(out)
-			if err != nil && !errors.Is(err, errLogUnavailable) {
-				c.close(websocket.StatusInternalError, "write failed")
-				c.ws.CloseNow()
-				return
-			}
-		case <-ping.C:
-			if c.pinging.CompareAndSwap(false, true) {
-				c.pings.Go(func() { c.ping(ctx) })
-			}
-		case <-c.kick:
-			c.closeWebSocket()
-			return
-		case <-ctx.Done():
-			c.ws.CloseNow()
-			return
-		}
-	}
-}
-
-// closeWebSocket ends the connection as close requested. A peer that
-// missed a ping is dropped without a close handshake. At a shutdown and
-// after an oversized frame, the peer first gets the frames already
-// queued: the final status of jobs cancelled by the shutdown, or the
-// reply to the frame. Other peers get the close frame at once, because
-// they are slow, gone, or would see a gap in the log.
-func (c *wsConn) closeWebSocket() {
-	switch {
-	case c.closeReason == reasonPingTimeout:
-		c.ws.CloseNow()
-		return
-	case c.closeReason == reasonShutdown || c.closeCode == websocket.StatusMessageTooBig:
-		c.drain()
-	}
-	c.ws.Close(c.closeCode, c.closeReason)
-}
-
-// drain writes the entries queued at this moment, without waiting for
-// more.
-func (c *wsConn) drain() {
-	for range len(c.queue) {
-		select {
-		case out := <-c.queue:
-			if c.write(out) != nil {
-				return
-			}
-		default:
-			return
-		}
-	}
-}
-
-// ping checks that the peer is alive; a peer that does not answer in time
-// is disconnected.
-func (c *wsConn) ping(ctx context.Context) {
-	defer c.pinging.Store(false)
-	ctx, cancel := context.WithTimeout(ctx, c.srv.limits.PingTimeout)
-	defer cancel()
-	if err := c.ws.Ping(ctx); err != nil && ctx.Err() == context.DeadlineExceeded {
-		c.srv.logger.Info("closing connection: ping timed out", "user", c.user,
-			"remote", c.remote)
-		c.close(websocket.StatusGoingAway, reasonPingTimeout)
-	}
 }
 
 // write sends one queued entry. Log pushes pass through the job's cursor:

@@ -324,9 +324,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			errorf(ReplyLoginRequired, ErrCodeUnauthorized, "login required: %v", err)))
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns: s.originPatterns,
-	})
+	ws, err := s.acceptWebSocket(w, r)
 	if err != nil {
 		s.logger.Info("websocket upgrade failed", "remote", r.RemoteAddr, "user", user, "error", err)
 		return
@@ -341,15 +339,23 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.rejectConn(ws, r, aerr)
 		return
 	}
-	defer s.userConns.release(user)
-
 	c := s.newConn(ws, user, r.RemoteAddr)
 	if !s.addConn(c) {
+		s.userConns.release(user)
 		ws.Close(websocket.StatusGoingAway, reasonShutdown)
 		return
 	}
-	defer s.removeConn(c)
-	c.serve(s.connsCtx)
+	// The handler returns at once, so that net/http frees the request and
+	// the goroutine that served it: an idle connection then costs one
+	// goroutine, whose stack starts small. addConn counted that goroutine
+	// in s.wg, which Shutdown waits for. The connection ends by its own
+	// close; Shutdown closes it with 1001 after the last pushes of the
+	// jobs that ended are queued, and cancels connsCtx to drop those left.
+	go func() {
+		defer s.removeConn(c)
+		defer s.userConns.release(user)
+		c.serve(s.connsCtx)
+	}()
 }
 
 func (s *Server) addConn(c *wsConn) bool {

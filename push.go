@@ -2,6 +2,7 @@ package entrance
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -101,6 +102,9 @@ type jobPush struct {
 // "progress" or "waitingSize".
 func encodeJobPush(id pushIdentity, action string, data *jobPush) *Frame {
 	data.ExecID, data.TaskID, data.Tag = id.execID, id.taskID, id.tag
+	if action != "progress" && data.Progress == nil && data.ProgressInfo == nil {
+		return &Frame{Data: appendJobPush(nil, action, data), TaskID: id.taskID}
+	}
 	if action == "progress" && data.ProgressInfo == nil {
 		data.ProgressInfo = []ProgressInfo{}
 	}
@@ -113,8 +117,47 @@ func encodeJobPush(id pushIdentity, action string, data *jobPush) *Frame {
 	return &Frame{Data: b, TaskID: id.taskID}
 }
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
-// U+FFFD, as encoding/json does.
+// appendJobPush appends a status or waitingSize push, byte for byte as
+// encoding/json encodes the Envelope of data. encoding/json takes about
+// 2.5 times as long (BenchmarkEncodeStatusPush), and every job pushes at
+// least four statuses.
+func appendJobPush(b []byte, action string, data *jobPush) []byte {
+	b = slices.Grow(b, 160+2*len(data.ExecID)+2*len(data.Tag)+2*len(data.ErrDesc))
+	b = append(b, `{"method":"`+methodPrefix+`entrance/`...)
+	b = appendJSONStringBody(b, data.ExecID)
+	b = append(b, '/')
+	b = appendJSONStringBody(b, action)
+	b = append(b, `","status":0,"message":`...)
+	b = appendJSONString(b, action)
+	b = appendTag(b, data.Tag)
+
+	b = append(b, `,"data":{"execID":`...)
+	b = appendJSONString(b, data.ExecID)
+	b = append(b, `,"taskID":`...)
+	b = strconv.AppendInt(b, data.TaskID, 10)
+	if data.Status != "" {
+		b = append(b, `,"status":`...)
+		b = appendJSONString(b, string(data.Status))
+	}
+	if data.ErrCode != 0 {
+		b = append(b, `,"errCode":`...)
+		b = strconv.AppendInt(b, int64(data.ErrCode), 10)
+	}
+	if data.ErrDesc != "" {
+		b = append(b, `,"errDesc":`...)
+		b = appendJSONString(b, data.ErrDesc)
+	}
+	if data.WaitingSize != nil {
+		b = append(b, `,"waitingSize":`...)
+		b = strconv.AppendInt(b, int64(*data.WaitingSize), 10)
+	}
+
+	b = appendTag(b, data.Tag)
+	return append(b, "}}"...)
+}
+
+// appendJSONString appends s as a JSON string, with the escapes that
+// encoding/json of Go 1.22 and later uses. Invalid UTF-8 becomes U+FFFD.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = appendJSONStringBody(b, s)
@@ -142,6 +185,10 @@ func appendJSONStringBody(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case '\t':
 				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
