@@ -111,7 +111,7 @@ type Limits struct {
 	MaxLogBytes int64
 
 	// SendQueue is the number of frames queued per connection before it
-	// is closed as too slow. Default 1024.
+	// is closed as too slow. Default 1024, also for negative values.
 	SendQueue int
 
 	// PingInterval and PingTimeout find dead WebSocket peers. Defaults
@@ -156,7 +156,10 @@ func (l Limits) withDefaults() Limits {
 	pick(&l.MaxQueuedPerUser, d.MaxQueuedPerUser)
 	pick(&l.MaxConnsPerUser, d.MaxConnsPerUser)
 	pick(&l.MaxLogLineBytes, d.MaxLogLineBytes)
-	pick(&l.SendQueue, d.SendQueue)
+	if l.SendQueue <= 0 {
+		// A connection needs a queue, so there is no "no limit" here.
+		l.SendQueue = d.SendQueue
+	}
 	if l.MaxFrameBytes <= 0 {
 		l.MaxFrameBytes = d.MaxFrameBytes
 	}

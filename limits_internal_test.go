@@ -122,3 +122,10 @@ func TestConnCounter(t *testing.T) {
 		t.Errorf("counts not emptied: %v", c.counts)
 	}
 }
+
+func TestNegativeSendQueueTakesDefault(t *testing.T) {
+	got := Limits{SendQueue: -1}.withDefaults().SendQueue
+	if got != DefaultLimits.SendQueue {
+		t.Errorf("SendQueue %d, want the default %d", got, DefaultLimits.SendQueue)
+	}
+}
