@@ -109,7 +109,8 @@ func (s *Server) newConn(ws *websocket.Conn, user, remote string) *wsConn {
 }
 
 // Deliver queues a push. It implements Subscriber and never blocks: when
-// the queue is full the connection is closed and told to resume.
+// the queue is full, the connection is closed with a reason that tells
+// the client how to resume.
 func (c *wsConn) Deliver(f *Frame) {
 	if !c.enqueue(outgoing{frame: f}) {
 		c.overflow()
@@ -124,8 +125,8 @@ func (c *wsConn) overflow() {
 	}
 }
 
-// close asks the writer goroutine, which it starts if none runs, to close
-// the connection with code and reason. Only the first call counts.
+// close has the writer goroutine, which it starts if none runs, close the
+// connection with code and reason. Only the first call counts.
 func (c *wsConn) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
@@ -315,10 +316,10 @@ func jsonKind(field string) string {
 	return "a string"
 }
 
-// write sends one queued entry. Log pushes pass through the job's cursor:
-// lines the client already has are skipped, and lines it has not seen yet
-// are read from the store first, so that the client receives every line
-// once and in order, whenever it subscribed.
+// write sends one queued entry. Log pushes pass through the job's cursor.
+// Lines the client already has are skipped, and lines it has not seen yet
+// are read from the store first. So the client receives every line once
+// and in order, whenever it subscribed.
 func (c *wsConn) write(out outgoing) error {
 	if out.sub != nil {
 		return c.applySubscription(out.sub)
