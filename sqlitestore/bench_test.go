@@ -80,3 +80,33 @@ func BenchmarkReadRowsPage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReadLog reads 1,000 lines from a log of 100,000 lines stored in
+// batches of 100, at the start and near the end, and the last 10 lines, as
+// a watcher that catches up does.
+func BenchmarkReadLog(b *testing.B) {
+	s := openStore(b, dbPath(b))
+	id := createJob(b, s, newJob("alice"))
+	const total, size = 100_000, 100
+	for first := int64(1); first <= total; first += size {
+		if err := s.AppendLog(b.Context(), id, logLines(first, first+size-1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	for _, read := range []struct {
+		name  string
+		from  int64
+		limit int
+	}{{"first1000", 1, 1000}, {"near_end1000", 98_951, 1000}, {"last10", total - 9, 10}} {
+		b.Run(read.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				lines, err := s.ReadLog(b.Context(), id, read.from, read.limit)
+				if err != nil || len(lines) != read.limit {
+					b.Fatalf("ReadLog: %d lines, %v", len(lines), err)
+				}
+			}
+		})
+	}
+}

@@ -137,3 +137,35 @@ func TestAppendLogLargeBatches(t *testing.T) {
 		t.Errorf("LogLines = %d; want %d", rec.LogLines, batches*size)
 	}
 }
+
+func TestReadLogRejectsDamagedPayload(t *testing.T) {
+	cases := []struct {
+		name    string
+		payload string // SQL blob literal
+	}{
+		{"empty", `x''`},
+		{"fewer lines than the key says", `x'000161000162'`},
+		{"text longer than the payload", `x'0005616263'`},
+		{"unterminated length", `x'0080'`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := dbPath(t)
+			s := openStore(t, path)
+			id := createJob(t, s, newJob("alice"))
+			if err := s.AppendLog(t.Context(), id, logLines(1, 3)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := openRaw(t, path).Exec(
+				`UPDATE log_batches SET payload = `+tc.payload+` WHERE task_id = ?`, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			got, err := s.ReadLog(t.Context(), id, 1, -1)
+			if err == nil {
+				t.Fatalf("ReadLog = %v; want an error", got)
+			}
+		})
+	}
+}

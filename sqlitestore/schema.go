@@ -9,8 +9,9 @@ import (
 
 // schemaVersion is the version of the schema below, kept in
 // PRAGMA user_version. A file with a higher version was written by a newer
-// release of this package, and Open rejects it.
-const schemaVersion = 1
+// release of this package, and Open rejects it. Version 1 kept one row per
+// log line, and Open rejects such a file too rather than convert its logs.
+const schemaVersion = 2
 
 // schema creates every table and index that is missing.
 //
@@ -18,6 +19,12 @@ const schemaVersion = 1
 // AUTOINCREMENT, so SQLite never issues an id again, not even the id of a
 // deleted newest row. jobs.log_lines and result_sets.row_count are kept in
 // the transaction that appends, so reading them costs no COUNT(*).
+//
+// log_batches holds each AppendLog call as one row: the lines
+// [first_line, end_line) with a payload made by encodeLogBatch. One row per
+// call instead of one per line makes a batch cost about one row to write.
+// The key ends in end_line, not first_line, so that the batches holding
+// line n and later are the keys above (task_id, n), one range seek.
 const schema = `
 CREATE TABLE IF NOT EXISTS jobs (
 	task_id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,12 +62,12 @@ CREATE TABLE IF NOT EXISTS status_history (
 );
 CREATE INDEX IF NOT EXISTS status_history_task ON status_history (task_id);
 
-CREATE TABLE IF NOT EXISTS logs (
-	task_id INTEGER NOT NULL REFERENCES jobs (task_id) ON DELETE CASCADE,
-	line    INTEGER NOT NULL,
-	level   INTEGER NOT NULL,
-	text    TEXT    NOT NULL,
-	PRIMARY KEY (task_id, line)
+CREATE TABLE IF NOT EXISTS log_batches (
+	task_id    INTEGER NOT NULL REFERENCES jobs (task_id) ON DELETE CASCADE,
+	first_line INTEGER NOT NULL,
+	end_line   INTEGER NOT NULL,
+	payload    BLOB    NOT NULL,
+	PRIMARY KEY (task_id, end_line)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS result_sets (
@@ -103,6 +110,10 @@ func migrate(ctx context.Context, conn *sql.Conn) (err error) {
 	if version > schemaVersion {
 		return fmt.Errorf("schema version %d is newer than version %d of this package",
 			version, schemaVersion)
+	}
+	if version != 0 && version < schemaVersion {
+		return fmt.Errorf("schema version %d is older than version %d of this package "+
+			"and is not migrated: open a new file", version, schemaVersion)
 	}
 
 	if _, err := tx.ExecContext(ctx, schema); err != nil {

@@ -96,11 +96,12 @@ func TestOpenCreatesSchemaInWAL(t *testing.T) {
 	if err := raw.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if version != 1 {
-		t.Errorf("user_version = %d; want 1", version)
+	if version != 2 {
+		t.Errorf("user_version = %d; want 2", version)
 	}
 
-	for _, table := range []string{"jobs", "status_history", "logs", "result_sets", "result_rows"} {
+	tables := []string{"jobs", "status_history", "log_batches", "result_sets", "result_rows"}
+	for _, table := range tables {
 		var name string
 		err := raw.QueryRow(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?`,
 			table).Scan(&name)
@@ -110,13 +111,19 @@ func TestOpenCreatesSchemaInWAL(t *testing.T) {
 	}
 }
 
-func TestOpenRejects(t *testing.T) {
-	newerFile := dbPath(t)
-	raw := openRaw(t, newerFile)
-	if _, err := raw.Exec(`PRAGMA user_version = 99`); err != nil {
+// fileAtVersion returns the path of a new database file whose
+// user_version is version.
+func fileAtVersion(t *testing.T, version int) string {
+	t.Helper()
+	path := dbPath(t)
+	raw := openRaw(t, path)
+	if _, err := raw.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, version)); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
 
+func TestOpenRejects(t *testing.T) {
 	cases := []struct {
 		name string
 		path string
@@ -124,7 +131,8 @@ func TestOpenRejects(t *testing.T) {
 	}{
 		{"in-memory database", ":memory:", nil},
 		{"invalid synchronous", dbPath(t), &sqlitestore.Options{Synchronous: "SOMETIMES"}},
-		{"newer schema version", newerFile, nil},
+		{"newer schema version", fileAtVersion(t, 99), nil},
+		{"older schema version with one row per line", fileAtVersion(t, 1), nil},
 		{"missing directory", filepath.Join(t.TempDir(), "missing", "x.db"), nil},
 	}
 	for _, tc := range cases {

@@ -37,6 +37,7 @@ type writer struct {
 	conn   *sql.Conn
 	stmts  writeStatements
 	logger *slog.Logger
+	logBuf []byte // payload of the log batch being stored, reused
 
 	queue   chan *request
 	stopped chan struct{} // closed when the goroutine has returned
@@ -248,9 +249,9 @@ type writeStatements struct {
 	updateProgress *sql.Stmt
 	updateProcess  *sql.Stmt
 
-	selectLogLines *sql.Stmt
-	insertLog      *sql.Stmt
-	updateLogLines *sql.Stmt
+	selectLogLines  *sql.Stmt
+	advanceLogLines *sql.Stmt
+	insertLogBatch  *sql.Stmt
 
 	jobExists       *sql.Stmt
 	nextResultIndex *sql.Stmt
@@ -285,8 +286,8 @@ func (s *writeStatements) queries() []preparedQuery {
 		{&s.updateProcess, updateProcessSQL},
 
 		{&s.selectLogLines, selectLogLinesSQL},
-		{&s.insertLog, insertLogSQL},
-		{&s.updateLogLines, updateLogLinesSQL},
+		{&s.advanceLogLines, advanceLogLinesSQL},
+		{&s.insertLogBatch, insertLogBatchSQL},
 
 		{&s.jobExists, jobExistsSQL},
 		{&s.nextResultIndex, nextResultIndexSQL},
