@@ -31,7 +31,7 @@ type RunTyper interface {
 	DefaultRunType() string
 }
 
-// Job is what an engine gets to run: the identity of the job and its code
+// Job is the work an engine runs: the identity of the job and its code
 // after variable substitution. An engine must not modify it.
 type Job struct {
 	ExecID  string
@@ -84,7 +84,7 @@ func (l Level) String() string {
 	}
 }
 
-// Output is where an engine sends what a job produces. All methods are safe
+// Output is the sink for what a job produces. All methods are safe
 // for concurrent use, so an engine may write stdout and stderr from two
 // goroutines.
 type Output interface {
@@ -108,7 +108,7 @@ type Output interface {
 	Process(pgid int)
 }
 
-// ResultKind tells a table result from a text result.
+// ResultKind is the kind of a result set: table or text.
 type ResultKind int
 
 // Result set kinds, with the values Linkis sends as "type".
@@ -131,9 +131,9 @@ type ResultMeta struct {
 }
 
 // ResultWriter receives the rows of one result set. A table row holds one
-// value per column, nil for SQL NULL; a text result takes each line as a
+// value per column, nil for SQL NULL. A text result takes each line as a
 // row of one value. Rows are stored in batches as they come, so a large
-// result never has to fit in memory; the writer keeps a row until its
+// result never has to fit in memory. The writer keeps a row until its
 // batch is stored, so the engine must not modify it after WriteRow.
 type ResultWriter interface {
 	WriteRow(ctx context.Context, row []*string) error

@@ -60,8 +60,8 @@ type Options struct {
 }
 
 // Limits bound what clients and jobs may use. Zero fields take the
-// defaults in DefaultLimits; a negative value means no limit where the
-// field says so.
+// defaults in DefaultLimits. A negative value means no limit where the
+// field's doc allows it.
 type Limits struct {
 	// MaxFrameBytes is the largest request frame or REST body. Default
 	// 1,024,000 bytes.
@@ -333,7 +333,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Frames over the limit are read up to 16 times the limit so that
-	// they can be answered; see skipOversized.
+	// they can get a reply; see skipOversized.
 	ws.SetReadLimit(16*s.limits.MaxFrameBytes + 1)
 
 	if aerr := s.userConns.acquire(user); aerr != nil {
