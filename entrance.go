@@ -327,8 +327,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			errorf(ReplyLoginRequired, ErrCodeUnauthorized, "login required: %v", err)))
 		return
 	}
+	// The connection takes its place before the upgrade completes, so
+	// that a client whose upgrade has succeeded holds its place.
+	limitErr := s.userConns.acquire(user)
 	ws, err := s.acceptWebSocket(w, r)
 	if err != nil {
+		if limitErr == nil {
+			s.userConns.release(user)
+		}
 		s.logger.Info("websocket upgrade failed", "remote", r.RemoteAddr, "user", user, "error", err)
 		return
 	}
@@ -336,7 +342,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// they can get a reply; see skipOversized.
 	ws.SetReadLimit(16*s.limits.MaxFrameBytes + 1)
 
-	if aerr := s.userConns.acquire(user); aerr != nil {
+	if aerr := limitErr; aerr != nil {
 		s.logger.Info("connection rejected: limit reached", "remote", r.RemoteAddr,
 			"user", user, "limit", "MaxConnsPerUser", "max", s.limits.MaxConnsPerUser)
 		s.rejectConn(ws, r, aerr)
