@@ -207,7 +207,7 @@ func TestHistoryListOnlyOwnJobs(t *testing.T) {
 func TestPushesOnlyToOwner(t *testing.T) {
 	e := newEnv(t, nil)
 	alice, bob, root := e.dial("alice"), e.dial("bob"), e.dial("root")
-	execID, _ := alice.execute("shell", "sleep 0.3; echo private-line")
+	execID, _ := alice.execute("shell", "sleep 2; echo private-line")
 
 	denied, _ := bob.call("entrance/"+execID+"/status", nil)
 	if denied.Status != 3 {

@@ -73,8 +73,9 @@ func TestSlowConnectionClosed(t *testing.T) {
 	})
 	slow := e.dial("alice")
 	runner := e.dial("alice")
-	// About 30 MB of log pushes, more than the socket buffers hold.
-	execID, _ := runner.execute("shell", "yes 'a line of output that the slow client does not read' | head -n 300000")
+	// About 30 MB of log pushes, more than the socket buffers hold. The
+	// pause lets the slow client subscribe before the output starts.
+	execID, _ := runner.execute("shell", "sleep 1; yes 'a line of output that the slow client does not read' | head -n 300000")
 	slow.send("entrance/"+execID+"/status", nil)
 
 	deadline := time.Now().Add(20 * time.Second)
