@@ -109,8 +109,8 @@ func (s *Server) newConn(ws *websocket.Conn, user, remote string) *wsConn {
 }
 
 // Deliver queues a push. It implements Subscriber and never blocks: when
-// the queue is full, the connection is closed with a reason that tells
-// the client how to resume.
+// the queue is full, the connection is closed with a reason that explains
+// how to resume.
 func (c *wsConn) Deliver(f *Frame) {
 	if !c.enqueue(outgoing{frame: f}) {
 		c.overflow()

@@ -1,6 +1,6 @@
 // Package entrance is an embeddable server for the Apache Linkis Entrance
 // job protocol. An application mounts a *Server, which is an http.Handler,
-// in its own mux; clients submit code over WebSocket or REST, get an
+// in its own mux. Clients submit code over WebSocket or REST, get an
 // execID and a taskID back, and receive every status change, log line and
 // progress update of their jobs as pushes.
 //

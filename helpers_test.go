@@ -210,7 +210,7 @@ func (c *client) call(method string, data any) (*frame, []*frame) {
 	}
 }
 
-// isPush tells pushes from replies: a push's message names its kind,
+// isPush distinguishes pushes from replies: a push's message names its kind,
 // while replies say "OK" or describe an error.
 func isPush(f *frame) bool {
 	switch f.Message {

@@ -105,8 +105,8 @@ func (s *Server) handleHistoryList(ctx context.Context, r *request) (*Envelope, 
 	return ok("OK", map[string]any{"tasks": tasks, "totalPage": total}), nil
 }
 
-// historyFilter reads the parameters of jobhistory/list. A user sees only
-// their own jobs; an admin sees everyone's, or one user's with
+// historyFilter reads the parameters of jobhistory/list. A user gets only
+// their own jobs. An admin gets every user's jobs, or one user's with
 // executeUser.
 func (s *Server) historyFilter(r *request) (JobFilter, *apiError) {
 	p := r.params

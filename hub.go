@@ -42,9 +42,10 @@ type Fanout interface {
 
 const hubShards = 64
 
-// Hub is the in-process Fanout. Publishing takes one read lock of a shard
-// and reads the job's subscriber list without locking, so publishers of
-// different jobs never contend and a publish never waits for a subscribe.
+// Hub is the in-process Fanout. Publishing holds a shard's read lock only
+// to find the job's topic and then reads its subscriber list without a
+// lock. So publishers share the lock, and a subscribe delays a publish to
+// the same shard only while it adds the topic to the map.
 type Hub struct {
 	shards [hubShards]hubShard
 }

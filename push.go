@@ -16,7 +16,7 @@ func jobMethod(execID, action string) string {
 	return methodPrefix + "entrance/" + execID + "/" + action
 }
 
-// pushIdentity is what every push of a job carries.
+// pushIdentity is the job identity that every push of a job carries.
 type pushIdentity struct {
 	execID string
 	taskID int64

@@ -98,7 +98,7 @@ type prepared struct {
 // unconsumed, SQLite read the whole statement and the ';' that ends it, so
 // the rest of the script cannot change the split. Otherwise (an error, no
 // rest, or only comments) the window grows, up to the whole script, whose
-// result then stands.
+// result is then used.
 func prepareNext(conn *sqlite3.SQLiteConn, g *guard, script string) (prepared, string, error) {
 	window := min(len(script), firstWindow)
 	for {
